@@ -6,6 +6,12 @@
 #include "storefl/codec.h"
 #include "storefl/error.h"
 
+/* Tensor data is little-endian on the wire and read in place (zero copy), with memcpy into
+ * native floats; a big-endian port would need byte swaps in cbor_io.c and here. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "storefl's codec reads little-endian tensor data in place; big-endian hosts are not supported"
+#endif
+
 size_t storefl_dtype_size(storefl_dtype dtype) {
   switch (dtype) {
   case STOREFL_DTYPE_F32:
