@@ -112,6 +112,9 @@ int storefl_store_id_valid(const char *s, size_t len);
 /* ---- Messages --------------------------------------------------------------------------------
  * Encoders and decoders follow the conventions at the top of this file. */
 
+/* m->digest is written as given: fill it with storefl_model_digest(m->tensors, m->n_tensors, ...).
+ * The decoder does not recompute it either (it would cost a SHA-256 pass per download); agents
+ * verify it after decoding. */
 int storefl_model_encode(const storefl_model_msg *m, uint8_t *buf, size_t cap, size_t *len);
 int storefl_model_decode(const uint8_t *buf, size_t len, size_t max_len, storefl_model_msg *out);
 
