@@ -136,7 +136,7 @@ int rd_bool(cbor_rd *r, uint8_t *v) {
   return STOREFL_OK;
 }
 
-int utf8_valid(const uint8_t *s, size_t len) {
+size_t utf8_valid_prefix(const uint8_t *s, size_t len) {
   size_t i = 0;
   while (i < len) {
     uint8_t c = s[i];
@@ -156,21 +156,25 @@ int utf8_valid(const uint8_t *s, size_t len) {
       n = 3;
       cp = c & 0x07;
     } else {
-      return 0;
+      return i;
     }
     if (len - i - 1 < n)
-      return 0;
+      return i;
     for (size_t k = 1; k <= n; k++) {
       if ((s[i + k] & 0xc0) != 0x80)
-        return 0;
+        return i;
       cp = (cp << 6) | (s[i + k] & 0x3f);
     }
     /* overlong forms, UTF-16 surrogates, beyond U+10FFFF */
     if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-      return 0;
+      return i;
     i += n + 1;
   }
-  return 1;
+  return len;
+}
+
+int utf8_valid(const uint8_t *s, size_t len) {
+  return utf8_valid_prefix(s, len) == len;
 }
 
 int check_text(const storefl_str *s, size_t min, size_t max) {

@@ -135,7 +135,8 @@ int storefl_status_decode(const uint8_t *buf, size_t len, size_t max_len, storef
 
 /* Convenience for servers: encodes the error body for err (coap_code = storefl_err_to_coap(err),
  * reason = storefl_strerror(err)) with an optional detail (NUL-terminated, may be NULL; truncated
- * to STOREFL_MAX_TEXT_LEN at a UTF-8 boundary) and max_age_s. */
+ * to STOREFL_MAX_TEXT_LEN and before the first invalid UTF-8 sequence, so that the body can always be
+ * encoded) and max_age_s. */
 int storefl_error_encode_for(int err, const char *detail, uint32_t max_age_s, uint8_t *buf, size_t cap,
                              size_t *len);
 
