@@ -247,6 +247,8 @@ static void test_truncation_every_offset(void **state) {
     for (size_t n = 0; n < s->len; n++)
       EXPECT(s, s->buf, n, STOREFL_ERR_INVALID);
     EXPECT(s, s->buf, s->len, STOREFL_OK);
+    assert_int_equal(s->dec(NULL, 0, 100), STOREFL_ERR_INVALID);
+    assert_int_equal(s->dec(NULL, 5, 100), STOREFL_ERR_INVALID);
   }
 }
 
