@@ -283,6 +283,22 @@ out:
   return rc;
 }
 
+int storefl_tensors_match(const storefl_tensor *update, uint32_t n_update, const storefl_tensor *model,
+                          uint32_t n_model) {
+  if (n_update != n_model || (n_update && (!update || !model)))
+    return STOREFL_ERR_INVALID;
+  for (uint32_t i = 0; i < n_update; i++) {
+    const storefl_tensor *a = &update[i], *b = &model[i];
+    if (a->name.len != b->name.len || (a->name.len && memcmp(a->name.ptr, b->name.ptr, a->name.len) != 0) ||
+        a->ndim != b->ndim || a->ndim > STOREFL_MAX_DIMS)
+      return STOREFL_ERR_INVALID;
+    for (uint32_t k = 0; k < a->ndim; k++)
+      if (a->shape[k] != b->shape[k])
+        return STOREFL_ERR_INVALID;
+  }
+  return STOREFL_OK;
+}
+
 int storefl_store_id_valid(const char *s, size_t len) {
   if (!s || len < 1 || len > STOREFL_MAX_ID_LEN)
     return 0;
