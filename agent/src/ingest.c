@@ -183,7 +183,8 @@ int storefl_ingest_file(storefl_store *s, const char *path, const storefl_retail
 
   int e = storefl_store_ingest_lock(s);
   if (e == STOREFL_OK)
-    e = storefl_store_recover_ingests(s, &stats->recovered_runs);
+    e = storefl_store_recover_ingests(s, NULL);
+  stats->recovered_runs = storefl_store_recovered_runs(s);
   if (e != STOREFL_OK)
     return e;
   storefl_retail_reader *rd = NULL;

@@ -181,7 +181,8 @@ struct storefl_store {
   sqlite3_stmt *st[ST_COUNT];
   char *path;
   int in_batch;
-  int lock_fd; /* ingest lock, -1 when not held */
+  int lock_fd;   /* ingest lock, -1 when not held */
+  int recovered; /* interrupted ingest runs discarded by this handle */
   char err[512];
   /* storefl_store_get_product() results */
   char prod_code[64];
@@ -402,7 +403,7 @@ int storefl_store_open(const char *path, const storefl_store_options *opts, stor
   if (e == STOREFL_OK && opts->integrity_check)
     e = integrity_check(s);
   if (e == STOREFL_OK && !opts->read_only)
-    e = storefl_store_recover_ingests(s, NULL);
+    e = storefl_store_recover_ingests(s, &s->recovered);
   if (e != STOREFL_OK) {
     if (err && errlen)
       snprintf(err, errlen, "%s", s->err);
@@ -440,6 +441,10 @@ int storefl_store_schema_version(storefl_store *s) {
 
 struct sqlite3 *storefl_store_db(storefl_store *s) {
   return s->db;
+}
+
+int storefl_store_recovered_runs(const storefl_store *s) {
+  return s->recovered;
 }
 
 int storefl_store_in_batch(const storefl_store *s) {
@@ -1049,6 +1054,8 @@ int storefl_store_recover_ingests(storefl_store *s, int *aborted) {
   int e = storefl_store_exec(s, sql);
   if (e == STOREFL_OK && aborted)
     *aborted = sqlite3_changes(s->db);
+  if (e == STOREFL_OK && aborted != &s->recovered)
+    s->recovered += sqlite3_changes(s->db);
   if (e != STOREFL_OK && !sqlite3_get_autocommit(s->db))
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
   if (!held)
