@@ -62,8 +62,7 @@ static void fail_run(storefl_store *s, int64_t run_id) {
   sqlite3_stmt *st = NULL;
   if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
     return;
-  snprintf(sql, sizeof sql, "DELETE FROM ingest_staging WHERE run_id = %lld", (long long)run_id);
-  int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+  int rc = storefl_store_delete_staging(s, run_id) == STOREFL_OK ? SQLITE_OK : SQLITE_ERROR;
   snprintf(sql, sizeof sql,
            "UPDATE ingest_runs SET state = 'failed', finished_at = CAST(strftime('%%s','now') AS INTEGER), "
            "message = substr(?1, 1, 500) WHERE id = %lld",
@@ -136,7 +135,7 @@ static int merge_run(storefl_store *s, storefl_ingest_stats *stats) {
     }
   }
   if (e == STOREFL_OK)
-    e = exec_run(s, "DELETE FROM ingest_staging WHERE run_id = ?1", stats->run_id);
+    e = storefl_store_delete_staging(s, stats->run_id);
   if (e == STOREFL_OK) {
     char sql[512];
     snprintf(

@@ -13,6 +13,9 @@
 #include "storefl/error.h"
 #include "storefl_agent.h"
 
+/* A DELETE collects the rowids it removes in memory first: chunks keep that bounded. */
+enum { STAGING_DELETE_CHUNK = 20000 };
+
 /* 'SFL1': marks a SQLite file as a storefl store so that we never migrate someone else's database. */
 #define STOREFL_APPLICATION_ID 0x53464C31
 
@@ -1022,6 +1025,24 @@ void storefl_store_ingest_unlock(storefl_store *s) {
   }
 }
 
+int storefl_store_delete_staging(storefl_store *s, int64_t run_id) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(s->db,
+                              "DELETE FROM ingest_staging WHERE rowid IN "
+                              "(SELECT rowid FROM ingest_staging WHERE run_id = ?1 LIMIT ?2)",
+                              -1, &st, NULL);
+  rc = rc ? rc : sqlite3_bind_int64(st, 1, run_id);
+  rc = rc ? rc : sqlite3_bind_int(st, 2, STAGING_DELETE_CHUNK);
+  while (rc == SQLITE_OK) {
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+      break;
+    rc = sqlite3_changes(s->db) > 0 ? sqlite3_reset(st) : SQLITE_DONE;
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? STOREFL_OK : storefl_store_sqlerr(s, rc, "delete staged rows");
+}
+
 int storefl_store_recover_ingests(storefl_store *s, int *aborted) {
   if (aborted)
     *aborted = 0;
@@ -1042,20 +1063,29 @@ int storefl_store_recover_ingests(storefl_store *s, int *aborted) {
   /* Holding the lock, every 'running' run of another process is dead. Runs of this very process
    * are kept: fcntl locks do not exclude the process that holds them. */
   char sql[512];
+  snprintf(sql, sizeof sql,
+           "DELETE FROM ingest_staging WHERE rowid IN (SELECT rowid FROM ingest_staging WHERE run_id IN "
+           "(SELECT id FROM ingest_runs WHERE state = 'running' AND pid <> %ld) LIMIT %d)",
+           (long)getpid(), STAGING_DELETE_CHUNK);
+  int e = storefl_store_exec(s, "BEGIN IMMEDIATE");
+  for (int more = 1; e == STOREFL_OK && more;) {
+    e = storefl_store_exec(s, sql);
+    more = sqlite3_changes(s->db) > 0;
+  }
   snprintf(
       sql, sizeof sql,
-      "BEGIN IMMEDIATE;"
-      "DELETE FROM ingest_staging WHERE run_id IN (SELECT id FROM ingest_runs WHERE state = 'running' "
-      "  AND pid <> %ld);"
       "UPDATE ingest_runs SET state = 'aborted', finished_at = CAST(strftime('%%s','now') AS INTEGER), "
-      "  message = 'interrupted; staged rows discarded at next open' WHERE state = 'running' AND pid <> %ld;"
-      "COMMIT;",
-      (long)getpid(), (long)getpid());
-  int e = storefl_store_exec(s, sql);
+      "  message = 'interrupted; staged rows discarded at next open' WHERE state = 'running' AND pid <> %ld;",
+      (long)getpid());
+  if (e == STOREFL_OK)
+    e = storefl_store_exec(s, sql);
+  int changed = sqlite3_changes(s->db);
+  if (e == STOREFL_OK)
+    e = storefl_store_exec(s, "COMMIT");
   if (e == STOREFL_OK && aborted)
-    *aborted = sqlite3_changes(s->db);
+    *aborted = changed;
   if (e == STOREFL_OK && aborted != &s->recovered)
-    s->recovered += sqlite3_changes(s->db);
+    s->recovered += changed;
   if (e != STOREFL_OK && !sqlite3_get_autocommit(s->db))
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
   if (!held)
