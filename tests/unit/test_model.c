@@ -51,7 +51,7 @@ static void add_products(world *w, const char *const *names, size_t n, uint32_t 
   char code[16];
   for (size_t i = 0; i < n; i++) {
     snprintf(code, sizeof code, "P%zu", storefl_catalog_size(w->cat));
-    storefl_product p = {code, names[i], NULL, NULL, price + 0.02f * (float)i, first_seen};
+    storefl_item_attrs p = {code, names[i], NULL, NULL, price + 0.02f * (float)i, first_seen};
     assert_int_equal(storefl_catalog_add(w->cat, &p, &idx[i]), STOREFL_OK);
   }
   *count = n;
@@ -117,8 +117,8 @@ static void test_hashing(void **state) {
   assert_true(storefl_fnv1a64("a", 1) == 0xaf63dc4c8601ec8cULL);
   assert_true(storefl_fnv1a64("foobar", 6) == 0x85944171f73967e8ULL);
   uint32_t a[24], b[24];
-  storefl_product p1 = {"1", "Blue lantern, 70's", NULL, NULL, 2.5f, 0};
-  storefl_product p2 = {"2", "BLUE  LANTERN 70'S!", NULL, NULL, 2.6f, 0};
+  storefl_item_attrs p1 = {"1", "Blue lantern, 70's", NULL, NULL, 2.5f, 0};
+  storefl_item_attrs p2 = {"2", "BLUE  LANTERN 70'S!", NULL, NULL, 2.6f, 0};
   size_t na = storefl_item_tokens(&p1, 1u << 14, a, 24), nb = storefl_item_tokens(&p2, 1u << 14, b, 24);
   /* BLUE, LANTERN, 70 (the one-letter S is dropped) + the price bucket, same for both */
   assert_int_equal(na, 4);
@@ -127,7 +127,7 @@ static void test_hashing(void **state) {
   uint32_t w = (uint32_t)(storefl_fnv1a64("w:LANTERN", 9) & ((1u << 14) - 1));
   assert_int_equal(a[1], w);
   /* A price over 41% higher lands in another bucket; category and brand add tokens. */
-  storefl_product p3 = {"3", "BLUE LANTERN 70", "Lighting", "Acme", 5.0f, 0};
+  storefl_item_attrs p3 = {"3", "BLUE LANTERN 70", "Lighting", "Acme", 5.0f, 0};
   size_t n3 = storefl_item_tokens(&p3, 1u << 14, b, 24);
   assert_int_equal(n3, 6);
   assert_int_equal(b[3], (uint32_t)(storefl_fnv1a64("c:LIGHTING", 10) & ((1u << 14) - 1)));
@@ -138,7 +138,7 @@ static void test_hashing(void **state) {
   size_t off = 0;
   for (int i = 0; i < 300; i++)
     off += (size_t)snprintf(longtext + off, sizeof longtext - off, "W%d ", i);
-  storefl_product p4 = {"4", longtext, NULL, NULL, 1.0f, 0};
+  storefl_item_attrs p4 = {"4", longtext, NULL, NULL, 1.0f, 0};
   assert_int_equal(storefl_item_tokens(&p4, 1u << 14, b, 24), 22);
   assert_int_equal(storefl_item_tokens(&p4, 1000, b, 24), 0); /* not a power of two */
 }
@@ -152,18 +152,18 @@ static void test_catalog_and_profile(void **state) {
   for (int i = 0; i < 1000; i++) {
     snprintf(code, sizeof code, "%05d", 10000 + i);
     snprintf(text, sizeof text, "PRODUCT NUMBER %d", i);
-    storefl_product p = {code, text, NULL, NULL, 1.0f, T0 + i};
+    storefl_item_attrs p = {code, text, NULL, NULL, 1.0f, T0 + i};
     uint32_t idx;
     assert_int_equal(storefl_catalog_add(c, &p, &idx), STOREFL_OK);
     assert_int_equal(idx, i);
   }
-  storefl_product dup = {"10005", "X", NULL, NULL, 1.0f, 0};
+  storefl_item_attrs dup = {"10005", "X", NULL, NULL, 1.0f, 0};
   assert_int_equal(storefl_catalog_add(c, &dup, NULL), STOREFL_ERR_CONFLICT);
   assert_int_equal(storefl_catalog_find(c, "10777"), 777);
   assert_int_equal(storefl_catalog_find(c, "99999"), -1);
   assert_string_equal(storefl_catalog_text(c, 3), "PRODUCT NUMBER 3");
   assert_int_equal(storefl_catalog_finalize(c), STOREFL_OK);
-  storefl_product late = {"20000", "LATE", NULL, NULL, 1.0f, 0};
+  storefl_item_attrs late = {"20000", "LATE", NULL, NULL, 1.0f, 0};
   assert_int_equal(storefl_catalog_add(c, &late, NULL), STOREFL_ERR_INVALID);
 
   storefl_profile *p;
