@@ -183,7 +183,7 @@ static void floats_le(const float *x, size_t n, uint8_t *out) {
   }
 }
 
-int storefl_model_digest(const storefl_model *m, uint8_t out[STOREFL_MODEL_DIGEST_LEN]) {
+int storefl_model_sha256(const storefl_model *m, uint8_t out[STOREFL_MODEL_DIGEST_LEN]) {
   if (!m || !out)
     return STOREFL_ERR_INVALID;
   mbedtls_sha256_context ctx;

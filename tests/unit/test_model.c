@@ -366,9 +366,9 @@ static void test_determinism(void **state) {
   train_world(&w, &mc, 12, 40, &c, NULL);
   assert_memory_equal(a->block, b->block, a->numel * sizeof(float));
   uint8_t da[32], db[32], dc[32];
-  assert_int_equal(storefl_model_digest(a, da), STOREFL_OK);
-  assert_int_equal(storefl_model_digest(b, db), STOREFL_OK);
-  assert_int_equal(storefl_model_digest(c, dc), STOREFL_OK);
+  assert_int_equal(storefl_model_sha256(a, da), STOREFL_OK);
+  assert_int_equal(storefl_model_sha256(b, db), STOREFL_OK);
+  assert_int_equal(storefl_model_sha256(c, dc), STOREFL_OK);
   assert_memory_equal(da, db, 32);
   assert_memory_not_equal(da, dc, 32);
   /* The digest covers every value: one ulp anywhere changes it. */
@@ -376,7 +376,7 @@ static void test_determinism(void **state) {
   memcpy(&bits, &a->block[a->numel - 3], 4);
   bits ^= 1;
   memcpy(&a->block[a->numel - 3], &bits, 4);
-  assert_int_equal(storefl_model_digest(a, da), STOREFL_OK);
+  assert_int_equal(storefl_model_sha256(a, da), STOREFL_OK);
   assert_memory_not_equal(da, db, 32);
   storefl_model_free(a);
   storefl_model_free(b);
@@ -432,7 +432,7 @@ static void test_digest_reference(void **state) {
   pclose(pp);
   remove(path);
   uint8_t dg[32];
-  assert_int_equal(storefl_model_digest(m, dg), STOREFL_OK);
+  assert_int_equal(storefl_model_sha256(m, dg), STOREFL_OK);
   char mine[65];
   for (int i = 0; i < 32; i++)
     snprintf(mine + 2 * i, 3, "%02x", dg[i]);
@@ -611,7 +611,7 @@ static void test_personalize_and_blob(void **state) {
   assert_true(ap > ag);
 
   uint8_t gd[32], other[32];
-  assert_int_equal(storefl_model_digest(g, gd), STOREFL_OK);
+  assert_int_equal(storefl_model_sha256(g, gd), STOREFL_OK);
   size_t cap = storefl_head_blob_size(&mc), len = 0;
   uint8_t *blob = malloc(cap);
   assert_int_equal(storefl_head_to_blob(pm, gd, blob, cap - 1, &len), STOREFL_ERR_TOO_LARGE);

@@ -48,8 +48,8 @@ static void test_round_trip(void **state) {
   assert_int_equal(storefl_model_from_tensors(b, r, n), STOREFL_OK);
   assert_memory_equal(a->block, b->block, a->numel * sizeof(float));
   uint8_t da[32], db[32];
-  assert_int_equal(storefl_model_digest(a, da), STOREFL_OK);
-  assert_int_equal(storefl_model_digest(b, db), STOREFL_OK);
+  assert_int_equal(storefl_model_sha256(a, da), STOREFL_OK);
+  assert_int_equal(storefl_model_sha256(b, db), STOREFL_OK);
   assert_memory_equal(da, db, 32);
   storefl_model_free(a);
   storefl_model_free(b);
