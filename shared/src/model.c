@@ -412,6 +412,8 @@ int storefl_model_score(const storefl_model *m, const storefl_catalog *c, const 
       return STOREFL_ERR_INVALID;
   if (n == 0)
     return STOREFL_OK;
+  if (q->history > 4096 || q->n_basket > 4096)
+    return STOREFL_ERR_INVALID; /* bounds the context scratch */
   size_t hist = q->history ? q->history : 32;
   size_t in = SFL_IN(&m->cfg), H = m->cfg.hidden, chunk = n < SCORE_CHUNK ? n : SCORE_CHUNK;
   sfl_ctx x;
@@ -442,7 +444,7 @@ int storefl_model_score(const storefl_model *m, const storefl_catalog *c, const 
 
 int storefl_model_rank(const storefl_model *m, const storefl_catalog *c, const storefl_query *q,
                        const uint32_t *cands, size_t n, size_t k, uint32_t *out_items, float *out_scores) {
-  if (k > 0 && (!out_items || !out_scores))
+  if ((k > 0 && (!out_items || !out_scores)) || k > INT32_MAX)
     return STOREFL_ERR_INVALID;
   float *s = malloc((n ? n : 1) * sizeof *s);
   if (!s)
