@@ -159,10 +159,10 @@ int main(int argc, char **argv) {
   if (storefl_trainer_train(t, m, &data, 20, &st) != STOREFL_OK)
     return 1;
   const uint32_t steps = 300;
-  double t0 = bench_now();
+  double t0 = bench_now(), c0 = cpu_now();
   if (storefl_trainer_train(t, m, &data, steps, &st) != STOREFL_OK)
     return 1;
-  double ttrain = bench_now() - t0;
+  double ttrain = bench_now() - t0, ctrain = cpu_now() - c0;
   storefl_trainer_free(t);
   int R = (int)(tc.batch * (1 + tc.negatives)), IN = (int)(3 * mc.dim + STOREFL_WIDE_FEATURES),
       H = (int)mc.hidden;
@@ -231,8 +231,10 @@ int main(int argc, char **argv) {
          "\"model\":{\"buckets\":%u,\"dim\":%u,\"hidden\":%u,\"params\":%zu},"
          "\"catalogue\":%zu,\"store_events\":%zu,"
          "\"train\":{\"batch\":%u,\"negatives\":%u,\"steps\":%u,\"seconds\":%.4f,"
-         "\"positives_per_s\":%.0f,\"rows_per_s\":%.0f,\"loss_first\":%.4f,\"loss_last\":%.4f,"
-         "\"matmul_gflops\":%.2f,\"sgemm_same_shapes_gflops\":%.2f,\"fraction_of_sgemm\":%.3f,"
+         "\"cpu_seconds\":%.4f,\"positives_per_s\":%.0f,\"positives_per_cpu_s\":%.0f,\"rows_per_s\":%.0f,"
+         "\"loss_first\":%.4f,\"loss_last\":%.4f,"
+         "\"matmul_gflops\":%.2f,\"matmul_gflops_cpu\":%.2f,\"sgemm_same_shapes_gflops\":%.2f,"
+         "\"fraction_of_sgemm\":%.3f,\"fraction_of_sgemm_cpu\":%.3f,"
          "\"sgemm_256x512x512_gflops\":%.2f},"
          "\"local_update\":{\"steps\":%u,\"seconds\":%.4f,\"one_epoch_steps\":%u,\"one_epoch_seconds\":%.4f,"
          "\"fomaml_seconds\":%.4f},"
@@ -240,10 +242,11 @@ int main(int argc, char **argv) {
          "\"recommend\":{\"candidates\":%zu,\"k\":10,\"queries\":%d,\"median_ms\":%.4f,\"p99_ms\":%.4f,"
          "\"cpu_median_ms\":%.4f,\"cpu_p99_ms\":%.4f,\"p99_target_ms\":2.0},\"loadavg_1min\":%.2f}\n",
          path, tl, mc.buckets, mc.dim, mc.hidden, m->numel, n, storefl_profile_len(prof), tc.batch,
-         tc.negatives, steps, ttrain, steps * tc.batch / ttrain, steps * (double)R / ttrain, st.first_loss,
-         st.last_loss, train_gflops, peak_same, train_gflops / peak_same, peak_square, tc.steps, fed_step,
-         epoch.steps, fed_epoch, fed_fomaml, rss_train / 1048576.0, rss_loaded / 1048576.0, nc, QUERIES, med,
-         p99, cmed, cp99, load1);
+         tc.negatives, steps, ttrain, ctrain, steps * tc.batch / ttrain, steps * tc.batch / ctrain,
+         steps * (double)R / ttrain, st.first_loss, st.last_loss, train_gflops,
+         train_gflops * ttrain / ctrain, peak_same, train_gflops / peak_same,
+         train_gflops * ttrain / ctrain / peak_same, peak_square, tc.steps, fed_step, epoch.steps, fed_epoch,
+         fed_fomaml, rss_train / 1048576.0, rss_loaded / 1048576.0, nc, QUERIES, med, p99, cmed, cp99, load1);
   free(lat);
   free(cpu);
   free(cands);
