@@ -1,16 +1,17 @@
 /*
  * Exact, order-independent streaming accumulation of weighted model updates.
  *
- * Each coordinate x of an update is first put on a fixed-point grid, q = round_half_even(x * 2^S)
- * (exact: x * 2^S is an exact double for float32, float16 and int8 values q8 * scale), then multiplied
- * by the update's integer weight w and added to an int64 sum. Integer addition is associative, so any
+ * Each coordinate x of an update with integer weight w (1 <= w <= 2^20) contributes
+ * q = round_half_even(x * w * 2^S) to an int64 sum: x * w * 2^S is an exact double for float32,
+ * float16 and int8 values (q8 * scale: 8 + 24 + 20 bits), so q depends on nothing but (x, w, S) and
+ * the only rounding is that one, deterministic, step. Integer addition is associative, so any
  * arrival order and any sharding (sum of per-shard sums) gives bit-identical sums; an update can be
  * subtracted again exactly. Memory is O(model): one int64 per coordinate, whatever the number of
  * participants.
  *
- * Overflow is impossible by construction: every contribution |q * w| must be <= limit, where
- * limit = floor(INT64_MAX / max_updates); an update that would exceed it is rejected (nothing is
- * changed), and more than max_updates updates are refused.
+ * Overflow is impossible by construction: every contribution |q| must be <= limit, where
+ * limit = min(floor(INT64_MAX / max_updates), 2^51 - 1); an update that would exceed it is rejected (nothing
+ * is changed), and more than max_updates updates are refused.
  *
  * Ownership: the accumulator owns its sums. Not thread-safe: one caller at a time.
  * Errors: storefl_err codes (negative); see each function.
@@ -45,9 +46,9 @@ void storefl_accum_free(storefl_accum *acc);
 
 /* Statistics of an update computed by storefl_accum_check (in update units, before weighting). */
 typedef struct storefl_accum_stats {
-  double l2_norm;     /* over all tensors together; +inf or NaN never returned: non-finite -> error */
-  double max_abs;     /* largest |x| */
-  uint64_t numel;     /* coordinates */
+  double l2_norm; /* over all tensors together; +inf or NaN never returned: non-finite -> error */
+  double max_abs; /* largest |x| */
+  uint64_t numel; /* coordinates */
 } storefl_accum_stats;
 
 /* Validates an update against the accumulator's model without changing anything: same tensor count,
@@ -57,6 +58,15 @@ typedef struct storefl_accum_stats {
  * STOREFL_ERR_NONFINITE (NaN/Inf value or scale). */
 int storefl_accum_check(const storefl_accum *acc, const storefl_tensor *tensors, uint32_t n_tensors,
                         storefl_accum_stats *stats);
+
+/* Whether an update with these stats (from storefl_accum_check) and weight fits the range:
+ * 0, or STOREFL_ERR_INVALID (weight 0 or > 2^20, or some |x * w * 2^S| over the limit). */
+int storefl_accum_range_ok(const storefl_accum *acc, const storefl_accum_stats *stats, uint64_t weight);
+
+/* storefl_accum_add for tensors already checked: stats must come from storefl_accum_check on the same
+ * tensors (the service checks once, persists, then adds). Range and count are re-checked. */
+int storefl_accum_add_checked(storefl_accum *acc, const storefl_tensor *tensors, uint32_t n_tensors,
+                              uint64_t weight, const storefl_accum_stats *stats);
 
 /* Adds weight * update (weight >= 1). Call storefl_accum_check first; add re-checks only the range.
  * Errors: STOREFL_ERR_INVALID (weight 0, or a contribution over the limit: nothing changed),
@@ -83,8 +93,8 @@ void storefl_accum_reset(storefl_accum *acc);
  * out has storefl_accum_numel() elements. STOREFL_ERR_INVALID if nothing was added. */
 int storefl_accum_mean(const storefl_accum *acc, double *out);
 
-/* Quantizes one value exactly as the accumulator does (exposed for reference computations in tests):
- * round-half-even(x * 2^scale_bits). STOREFL_ERR_INVALID if not finite or out of int64 range. */
+/* round-half-even(x * 2^scale_bits) (x * w may be passed as x). STOREFL_ERR_INVALID if not finite
+ * or out of int64 range. */
 int storefl_accum_quantize(double x, int scale_bits, int64_t *q);
 
 #ifdef __cplusplus

@@ -40,7 +40,7 @@ typedef struct storefl_agg_config {
   char arch[STOREFL_MAX_ID_LEN + 1];
   uint32_t n_tensors;
   storefl_accum_tensor tensors[STOREFL_MAX_TENSORS];
-  uint64_t init_seed;  /* deterministic initial weights: uniform(-init_scale, init_scale) */
+  uint64_t init_seed; /* deterministic initial weights: uniform(-init_scale, init_scale) */
   double init_scale;
   /* [round] */
   uint32_t min_participants, target_participants;
@@ -48,8 +48,8 @@ typedef struct storefl_agg_config {
   int64_t duration_ms;       /* deadline = opened + duration */
   double participation_q;    /* < 1 claims amplification: the round closes on its deadline only */
   storefl_agg_on_short on_short;
-  uint32_t max_extensions;   /* with EXTEND: after this many, abandon */
-  uint64_t total_rounds;     /* 0 = no limit; after the last one the state is IDLE */
+  uint32_t max_extensions; /* with EXTEND: after this many, abandon */
+  uint64_t total_rounds;   /* 0 = no limit; after the last one the state is IDLE */
   uint32_t local_steps;
   double local_lr;
   storefl_dtype upload_dtype;
@@ -59,7 +59,7 @@ typedef struct storefl_agg_config {
   double clip_norm;        /* C */
   double noise_multiplier; /* sigma */
   double delta;
-  double clip_tolerance;   /* relative slack on C for quantization error (e.g. 0.01) */
+  double clip_tolerance; /* relative slack on C for quantization error (e.g. 0.01) */
   /* [aggregation] */
   uint64_t weight_cap; /* per-store weight = min(num_examples, weight_cap) */
   int scale_bits;      /* fixed-point grid 2^-scale_bits */

@@ -83,13 +83,13 @@ void storefl_agg_close(storefl_agg *agg);
 
 /* A response. body is valid until storefl_agg_response_release(). */
 typedef struct storefl_agg_response {
-  int coap_code;               /* class*100+detail: 205, 204, 203, 400, 403, 409, 413, 415, 500, 503 */
-  const uint8_t *body;         /* CBOR (content format 60); may be NULL with body_len 0 (2.03) */
+  int coap_code;       /* class*100+detail: 205, 204, 203, 400, 403, 409, 413, 415, 500, 503 */
+  const uint8_t *body; /* CBOR (content format 60); may be NULL with body_len 0 (2.03) */
   size_t body_len;
-  int has_etag;                /* model responses: etag = model digest */
+  int has_etag; /* model responses: etag = model digest */
   uint8_t etag[STOREFL_DIGEST_LEN];
-  uint32_t max_age_s;          /* 0 = none */
-  void *owner_;                /* private */
+  uint32_t max_age_s; /* 0 = none */
+  void *owner_;       /* private */
 } storefl_agg_response;
 
 /* Frees the body (drops the reference to a shared model body); safe on a zeroed/released response. */
