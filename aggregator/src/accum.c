@@ -220,6 +220,7 @@ static void add_i8(int64_t *restrict sums, const uint8_t *restrict p, size_t n, 
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 #define ACC_HAVE_AVX2 1
 /* AVX2 (+F16C) kernels, chosen at run time. They perform exactly the same IEEE operations per element
@@ -347,7 +348,10 @@ static int g_use_avx2 = -1;
 static int use_avx2(void) {
   if (g_use_avx2 < 0) {
     const char *off = getenv("STOREFL_NO_SIMD");
-    g_use_avx2 = !(off && *off) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+    unsigned a, b, c, d;
+    /* F16C is CPUID.1:ECX bit 29 (clang's __builtin_cpu_supports does not know "f16c"). */
+    int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+    g_use_avx2 = !(off && *off) && __builtin_cpu_supports("avx2") && f16c;
   }
   return g_use_avx2;
 }
