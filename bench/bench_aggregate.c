@@ -1,4 +1,4 @@
-/* In-process ingest of one update of the default model (wide-deep-v1, 528,009 parameters):
+/* In-process ingest of one update of the default model (wide-deep-v1 as the model module defines it):
  * decode (codec) + validate (shapes, finiteness, L2 norm, range) + exact fixed-point accumulate, per
  * tensor encoding, in GB/s of update bytes, and the ratio to a memcpy of the same number of bytes
  * measured in the same run (best of reps for both). Also the whole accept path of the service
@@ -16,11 +16,10 @@
 #include "storefl/codec.h"
 #include "storefl/log.h"
 
-#define NT 8
-static const storefl_accum_tensor SPEC[NT] = {{"item_emb", 2, {16384, 32}}, {"hour_emb", 2, {24, 32}},
-                                              {"wday_emb", 2, {7, 32}},     {"mlp_w1", 2, {64, 104}},
-                                              {"mlp_b1", 1, {64}},          {"mlp_w2", 1, {64}},
-                                              {"wide_w", 1, {8}},           {"bias", 1, {1}}};
+/* The default model: wide-deep-v1 as defined by the model module (resolved like the aggregator does). */
+static storefl_agg_config g_cfg;
+#define NT ((int)g_cfg.n_tensors)
+#define SPEC (g_cfg.tensors)
 
 static size_t spec_numel(int t) {
   size_t n = 1;
@@ -128,8 +127,8 @@ static double bench_service(int n, double *median_ms) {
   if (!mkdtemp(dir))
     exit(1);
   snprintf(c.db_path, sizeof c.db_path, "%s/agg.db", dir);
-  c.n_tensors = NT;
-  memcpy(c.tensors, SPEC, sizeof SPEC);
+  c.n_tensors = g_cfg.n_tensors;
+  memcpy(c.tensors, g_cfg.tensors, sizeof c.tensors);
   c.mode = STOREFL_PRIVACY_CENTRAL;
   c.noise_multiplier = 0;
   c.target_participants = (uint32_t)n + 1;
@@ -170,6 +169,9 @@ int main(int argc, char **argv) {
   if (reps < 3)
     reps = 3;
   storefl_log_set_level(STOREFL_LOG_WARN);
+  storefl_agg_config_defaults(&g_cfg);
+  if (storefl_agg_config_resolve_model(&g_cfg, NULL, 0))
+    return 1;
   storefl_accum *acc = NULL;
   if (storefl_accum_create(SPEC, NT, 24, 4096, &acc))
     return 1;

@@ -15,6 +15,7 @@
 #include "storefl/codec.h"
 #include "storefl/error.h"
 #include "storefl/log.h"
+#include "storefl/model.h"
 
 #define COMP "aggregator"
 
@@ -202,7 +203,20 @@ static int restore(storefl_agg *a) {
   rc = agg_db_latest_model(a->db, a->numel, &a->model_version, a->digest, a->params, a->adam_m, a->adam_v);
   if (rc == STOREFL_ERR_NOT_FOUND) {
     /* First start: model version 1 and round 1, created together. */
-    init_params(a->params, a->numel, a->cfg.init_seed, a->cfg.init_scale);
+    if (a->cfg.init_from_model) {
+      storefl_model_config mc = {a->cfg.model_buckets, a->cfg.model_dim, a->cfg.model_hidden};
+      storefl_model *m = NULL;
+      if ((rc = storefl_model_create(&mc, &m)))
+        return rc;
+      storefl_model_init(m, a->cfg.init_seed);
+      if (m->numel != a->numel) {
+        storefl_model_free(m);
+        return STOREFL_ERR_INTERNAL;
+      }
+      memcpy(a->params, m->block, a->numel * sizeof *a->params);
+      storefl_model_free(m);
+    } else
+      init_params(a->params, a->numel, a->cfg.init_seed, a->cfg.init_scale);
     a->model_version = 1;
     rc = compute_digest(a, a->params, a->digest);
     if (rc)
@@ -221,8 +235,10 @@ static int restore(storefl_agg *a) {
       agg_db_rollback(a->db);
       return rc;
     }
-    SFL_INFO(COMP, "created initial model version 1 (%zu parameters, seed %llu)", a->numel,
-             (unsigned long long)a->cfg.init_seed);
+    SFL_INFO(COMP, "created initial model version 1 (%s, %zu parameters, seed %llu, %s)", a->cfg.arch,
+             a->numel, (unsigned long long)a->cfg.init_seed,
+             a->cfg.init_from_model ? "model module initializer"
+                                    : "uniform init from the config's tensor spec");
     SFL_INFO(COMP, "round 1 opened on model 1, deadline in %lld ms", (long long)a->cfg.duration_ms);
     return STOREFL_OK;
   }
@@ -272,7 +288,9 @@ int storefl_agg_open(const storefl_agg_config *cfg, const storefl_agg_options *o
   char err[512];
   if (!cfg || !out)
     return STOREFL_ERR_INVALID;
-  if (storefl_agg_config_validate(cfg, err, sizeof err)) {
+  storefl_agg_config resolved = *cfg;
+  if (storefl_agg_config_resolve_model(&resolved, err, sizeof err) ||
+      storefl_agg_config_validate(&resolved, err, sizeof err)) {
     SFL_ERROR(COMP, "config: %s", err);
     return STOREFL_ERR_INVALID;
   }
@@ -284,7 +302,8 @@ int storefl_agg_open(const storefl_agg_config *cfg, const storefl_agg_options *o
   storefl_agg *a = calloc(1, sizeof *a);
   if (!a)
     return STOREFL_ERR_NOMEM;
-  a->cfg = *cfg;
+  a->cfg = resolved;
+  cfg = &a->cfg;
   if (opt) {
     a->opt = *opt;
     if (opt->privacy)

@@ -20,6 +20,7 @@
 #include "storefl/codec.h"
 #include "storefl/error.h"
 #include "storefl/log.h"
+#include "storefl/model.h"
 
 #define NSTORES 50
 #define NROUNDS 3
@@ -698,14 +699,41 @@ static void test_config_file(void **state) {
   assert_int_equal(storefl_agg_config_load_string("[model]\ntensor = a:4\n[aggregation]\nscale_bits = 40\n",
                                                   &c, err, sizeof err),
                    STOREFL_ERR_INVALID);
-  /* the shipped example config loads */
+  /* an architecture without a built-in definition needs its tensors */
+  storefl_agg_config_defaults(&c);
+  assert_int_equal(storefl_agg_config_load_string("[model]\narch = other\n", &c, err, sizeof err),
+                   STOREFL_ERR_INVALID);
+  /* the shipped example config loads, and its wide-deep-v1 model comes from the model module's initializer */
   const char *src = getenv("STOREFL_SOURCE_DIR");
-  if (src) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/configs/aggregator.ini", src);
-    storefl_agg_config_defaults(&c);
-    assert_int_equal(storefl_agg_config_load(path, &c, err, sizeof err), STOREFL_OK);
-  }
+  assert_non_null(src);
+  char path[1024];
+  snprintf(path, sizeof path, "%s/configs/aggregator.ini", src);
+  storefl_agg_config_defaults(&c);
+  assert_int_equal(storefl_agg_config_load(path, &c, err, sizeof err), STOREFL_OK);
+  assert_true(c.init_from_model);
+  assert_int_equal(c.n_tensors, STOREFL_MODEL_NPARAMS);
+  char dir[] = "/tmp/storefl-aggcfg-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  snprintf(c.db_path, sizeof c.db_path, "%s/agg.db", dir);
+  c.init_seed = 5;
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  storefl_model_config mc = {c.model_buckets, c.model_dim, c.model_hidden};
+  storefl_model *m = NULL;
+  assert_int_equal(storefl_model_create(&mc, &m), STOREFL_OK);
+  storefl_model_init(m, 5);
+  assert_int_equal(storefl_agg_model_numel(a), m->numel);
+  float *p = malloc(m->numel * sizeof *p);
+  assert_non_null(p);
+  uint8_t d[STOREFL_DIGEST_LEN], d2[STOREFL_DIGEST_LEN];
+  assert_int_equal(storefl_agg_model_copy(a, p, m->numel, NULL, d), STOREFL_OK);
+  assert_memory_equal(p, m->block, m->numel * sizeof *p);
+  assert_int_equal(storefl_model_sha256(m, d2), STOREFL_OK);
+  assert_memory_equal(d, d2, sizeof d);
+  free(p);
+  storefl_model_free(m);
+  storefl_agg_close(a);
+  tu_rmdir(dir);
 }
 
 int main(void) {
