@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "benchutil.h"
@@ -120,6 +121,13 @@ static result bench_dtype(storefl_accum *acc, storefl_update_msg *m, storefl_dty
 }
 
 /* The whole accept path of the service for n int8 updates on a temp database: per-update time. */
+static double g_restore_ms, g_db_bytes;
+
+static double file_size(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 ? (double)st.st_size : 0;
+}
+
 static double bench_service(int n, double *median_ms) {
   storefl_agg_config c;
   storefl_agg_config_defaults(&c);
@@ -156,6 +164,15 @@ static double bench_service(int n, double *median_ms) {
   }
   *median_ms = 1e3 * bench_median(t, (size_t)n);
   free(t);
+  storefl_agg_close(a);
+  /* Durability cost: disk used by the open round, and the time a restart takes to replay it. */
+  char wal[STOREFL_AGG_PATH_MAX + 8];
+  snprintf(wal, sizeof wal, "%s-wal", c.db_path);
+  g_db_bytes = file_size(c.db_path) + file_size(wal);
+  double t0 = bench_now();
+  if (storefl_agg_open(&c, NULL, &a))
+    exit(1);
+  g_restore_ms = 1e3 * (bench_now() - t0);
   storefl_agg_close(a);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
@@ -197,6 +214,8 @@ int main(int argc, char **argv) {
   printf("\"service_accept_i8\":{\"updates\":20,\"best_ms\":%.3f,\"median_ms\":%.3f,"
          "\"note\":\"decode+validate+sha256+sqlite commit (fsync)+accumulate\"},",
          svc_best_ms, svc_median_ms);
+  printf("\"durability\":{\"open_round_updates\":20,\"db_bytes\":%.0f,\"restart_replay_ms\":%.2f},",
+         g_db_bytes, g_restore_ms);
   printf("\"peak_rss_bytes\":%zu}\n", bench_peak_rss());
   free(m);
   storefl_accum_free(acc);

@@ -726,6 +726,17 @@ static int handle_update_locked(storefl_agg *a, const char *identity, int conten
   if (u->mode != a->cfg.mode)
     return reject(resp, identity, STOREFL_ERR_INVALID, "wrong_privacy_mode",
                   "privacy mode differs from the round's", 0);
+  if (!(u->clip_norm <= a->cfg.clip_norm * (1.0 + a->cfg.clip_tolerance))) {
+    snprintf(detail, sizeof detail, "clipped to %.6g, the round's bound is %.6g", u->clip_norm,
+             a->cfg.clip_norm);
+    return reject(resp, identity, STOREFL_ERR_INVALID, "clip_norm_mismatch", detail, 0);
+  }
+  /* In local mode the privacy guarantee is the agent's own noise: less than the round asks is refused. */
+  if (a->cfg.mode == STOREFL_PRIVACY_LOCAL && !(u->noise_multiplier >= a->cfg.noise_multiplier)) {
+    snprintf(detail, sizeof detail, "noise multiplier %.6g below the round's %.6g", u->noise_multiplier,
+             a->cfg.noise_multiplier);
+    return reject(resp, identity, STOREFL_ERR_INVALID, "insufficient_noise", detail, 0);
+  }
   if (u->num_examples == 0)
     return reject(resp, identity, STOREFL_ERR_INVALID, "no_examples", "num_examples is 0", 0);
   storefl_accum_stats st;

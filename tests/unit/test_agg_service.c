@@ -297,6 +297,13 @@ static void set_mode(storefl_update_msg *m, void *arg) {
   (void)arg;
   m->mode = STOREFL_PRIVACY_LOCAL;
 }
+static void set_clip(storefl_update_msg *m, void *arg) {
+  m->clip_norm = *(double *)arg;
+}
+static void local_noise(storefl_update_msg *m, void *arg) {
+  m->mode = STOREFL_PRIVACY_LOCAL;
+  m->noise_multiplier = *(double *)arg;
+}
 static void zero_examples(storefl_update_msg *m, void *arg) {
   (void)arg;
   m->num_examples = 0;
@@ -345,6 +352,9 @@ static void test_rejections_change_nothing(void **state) {
   assert_int_equal(code_of(a, "store-000", 60, buf, n, "norm_exceeds_clip"), 400);
   n = mutate(u0, set_mode, NULL, buf, sizeof buf);
   assert_int_equal(code_of(a, "store-000", 60, buf, n, "wrong_privacy_mode"), 400);
+  double clip = 1.5;
+  n = mutate(u0, set_clip, &clip, buf, sizeof buf);
+  assert_int_equal(code_of(a, "store-000", 60, buf, n, "clip_norm_mismatch"), 400);
   n = mutate(u0, zero_examples, NULL, buf, sizeof buf);
   assert_int_equal(code_of(a, "store-000", 60, buf, n, "no_examples"), 400);
   /* NaN inside a float16 tensor: patch the first element of the first tensor of store-001's update */
@@ -539,6 +549,29 @@ static void test_deadlines_extend_abandon_and_sampling(void **state) {
   storefl_agg_close(a);
   for (int s = 0; s < 6; s++)
     free(r2[s].body);
+  tu_rmdir(dir);
+}
+
+static void test_local_mode_noise_floor(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  c.mode = STOREFL_PRIVACY_LOCAL;
+  c.noise_multiplier = 0.5;
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  static uint8_t buf[TU_TOTAL * 4 + 1024];
+  double sigma = 0.25;
+  size_t n = mutate(&g_up[0][0], local_noise, &sigma, buf, sizeof buf);
+  assert_int_equal(code_of(a, "store-000", 60, buf, n, "insufficient_noise"), 400);
+  sigma = 0.5;
+  n = mutate(&g_up[0][0], local_noise, &sigma, buf, sizeof buf);
+  storefl_agg_response resp;
+  storefl_agg_handle_update(a, "store-000", 60, buf, n, &resp);
+  assert_int_equal(resp.coap_code, 204);
+  storefl_agg_response_release(&resp);
+  storefl_agg_close(a);
   tu_rmdir(dir);
 }
 
@@ -744,6 +777,7 @@ int main(void) {
       cmocka_unit_test(test_rejections_change_nothing),
       cmocka_unit_test(test_get_handlers),
       cmocka_unit_test(test_deadlines_extend_abandon_and_sampling),
+      cmocka_unit_test(test_local_mode_noise_floor),
       cmocka_unit_test(test_ledger_hook_atomic),
       cmocka_unit_test(test_fedadam_deterministic_and_pruning),
       cmocka_unit_test(test_config_file),
