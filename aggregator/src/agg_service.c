@@ -13,9 +13,11 @@
 #include "agg_db.h"
 #include "storefl/accum.h"
 #include "storefl/codec.h"
+#include "storefl/dp.h"
 #include "storefl/error.h"
 #include "storefl/log.h"
 #include "storefl/model.h"
+#include "storefl/rng.h"
 
 #define COMP "aggregator"
 
@@ -55,8 +57,18 @@ struct storefl_agg {
   agg_blob *model_body;
   /* current round */
   agg_round_row round;
-  int idle; /* campaign over: no open round */
+  int idle;         /* campaign over: no open round */
+  storefl_rng *rng; /* built-in central noise (CTR_DRBG) when no add_central_noise hook is given */
+  void *priv_noise_ctx;
 };
+
+static double central_stddev_grid(const storefl_agg_config *c, size_t d);
+
+/* Built-in central-mode noise: an exact discrete Gaussian (privacy module, dp.h) from the Mbed TLS
+ * CTR_DRBG seeded by the OS entropy source, added to the integer sums on the accumulator grid. */
+static int builtin_central_noise(void *ctx, int64_t *sums, size_t n, double stddev_grid) {
+  return storefl_dp_add_dgauss(ctx, sums, n, stddev_grid);
+}
 
 static int64_t now_ms(storefl_agg *a) {
   if (a->opt.now_ms)
@@ -294,11 +306,6 @@ int storefl_agg_open(const storefl_agg_config *cfg, const storefl_agg_options *o
     SFL_ERROR(COMP, "config: %s", err);
     return STOREFL_ERR_INVALID;
   }
-  if (cfg->mode == STOREFL_PRIVACY_CENTRAL && cfg->noise_multiplier > 0 &&
-      !(opt && opt->privacy && opt->privacy->add_central_noise)) {
-    SFL_ERROR(COMP, "central privacy mode with noise_multiplier > 0 needs a noise source (privacy module)");
-    return STOREFL_ERR_INVALID;
-  }
   storefl_agg *a = calloc(1, sizeof *a);
   if (!a)
     return STOREFL_ERR_NOMEM;
@@ -310,6 +317,16 @@ int storefl_agg_open(const storefl_agg_config *cfg, const storefl_agg_options *o
       a->priv = *opt->privacy;
   }
   a->opt.privacy = NULL;
+  a->priv_noise_ctx = a->priv.ctx;
+  if (cfg->mode == STOREFL_PRIVACY_CENTRAL && cfg->noise_multiplier > 0 && !a->priv.add_central_noise) {
+    if (storefl_rng_create("storefl-aggregator central noise", &a->rng) != STOREFL_OK) {
+      SFL_ERROR(COMP, "cannot seed the CSPRNG for central noise");
+      free(a);
+      return STOREFL_ERR_CRYPTO;
+    }
+    a->priv.add_central_noise = builtin_central_noise;
+    a->priv_noise_ctx = a->rng;
+  }
   if (pthread_mutex_init(&a->mu, NULL)) {
     free(a);
     return STOREFL_ERR_INTERNAL;
@@ -325,6 +342,14 @@ int storefl_agg_open(const storefl_agg_config *cfg, const storefl_agg_options *o
     }
     if (!a->params || (cfg->optimizer == STOREFL_AGG_FEDADAM && (!a->adam_m || !a->adam_v)))
       rc = STOREFL_ERR_NOMEM;
+  }
+  if (!rc && cfg->mode == STOREFL_PRIVACY_CENTRAL && cfg->noise_multiplier > 0 && a->rng) {
+    double sd = central_stddev_grid(cfg, a->numel);
+    if (!(sd >= STOREFL_DGAUSS_MIN_SIGMA && sd <= STOREFL_DGAUSS_MAX_SIGMA)) {
+      SFL_ERROR(COMP, "central noise of %.6g grid units is outside the sampler's range: adjust scale_bits",
+                sd);
+      rc = STOREFL_ERR_INVALID;
+    }
   }
   if (!rc)
     rc = agg_db_open(cfg->db_path, &a->db);
@@ -344,6 +369,7 @@ void storefl_agg_close(storefl_agg *a) {
   if (!a)
     return;
   agg_db_close(a->db);
+  storefl_rng_free(a->rng);
   storefl_accum_free(a->acc);
   blob_unref(a->model_body);
   free(a->params);
@@ -486,6 +512,15 @@ static int server_step(storefl_agg *a, const int64_t *sums, float **out_p, float
   return STOREFL_OK;
 }
 
+/* Standard deviation of the central noise in grid units: sigma times the L2 sensitivity of the
+ * integer weighted sum to one store, which is at most C(1+tol) * weight_cap * 2^S (the accepted norm
+ * bound) plus sqrt(d)/2 for the rounding of each coordinate to the grid. */
+static double central_stddev_grid(const storefl_agg_config *c, size_t d) {
+  double sens = ldexp(c->clip_norm * (1.0 + c->clip_tolerance) * (double)c->weight_cap, c->scale_bits) +
+                0.5 * sqrt((double)d);
+  return c->noise_multiplier * sens;
+}
+
 /* Ends the open round: closed (new model) or abandoned (nothing applied). Everything - new model,
  * round states, ledger entry, pruning - commits in one transaction or not at all. */
 static int end_round(storefl_agg *a, int close, int on_deadline) {
@@ -505,9 +540,8 @@ static int end_round(storefl_agg *a, int close, int on_deadline) {
       if (!noisy)
         return STOREFL_ERR_NOMEM;
       memcpy(noisy, sums, a->numel * sizeof *noisy);
-      double sd =
-          ldexp(a->cfg.noise_multiplier * a->cfg.clip_norm * (double)a->cfg.weight_cap, a->cfg.scale_bits);
-      rc = a->priv.add_central_noise(a->priv.ctx, noisy, a->numel, sd);
+      rc = a->priv.add_central_noise(a->priv_noise_ctx, noisy, a->numel,
+                                     central_stddev_grid(&a->cfg, a->numel));
       sums = noisy;
     }
     if (!rc)

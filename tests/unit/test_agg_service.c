@@ -575,6 +575,45 @@ static void test_local_mode_noise_floor(void **state) {
   tu_rmdir(dir);
 }
 
+/* Central mode with sigma > 0 and no hook: the built-in discrete Gaussian. The model must differ from
+ * the noiseless reference by noise of the documented scale: per coordinate
+ * lr * sigma * D / (W * 2^S), D = C (1 + tol) weight_cap 2^S + sqrt(d)/2. */
+static void test_central_noise_builtin(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  c.noise_multiplier = 1.0;
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  static float ref[TU_TOTAL], got[TU_TOTAL];
+  assert_int_equal(storefl_agg_model_copy(a, ref, TU_TOTAL, NULL, NULL), STOREFL_OK);
+  tu_update *ups[NSTORES];
+  uint64_t W = 0;
+  for (int s = 0; s < NSTORES; s++) {
+    assert_int_equal(post(a, &g_up[0][s], NULL), 204);
+    ups[s] = &g_up[0][s];
+    W += g_up[0][s].num_examples < c.weight_cap ? g_up[0][s].num_examples : c.weight_cap;
+  }
+  assert_int_equal(storefl_agg_model_copy(a, got, TU_TOTAL, NULL, NULL), STOREFL_OK);
+  assert_int_equal(tu_reference_round(ref, ups, NSTORES, c.weight_cap, c.scale_bits, c.server_lr), 0);
+  double s1 = 0, s2 = 0;
+  for (int i = 0; i < TU_TOTAL; i++) {
+    double e = (double)got[i] - (double)ref[i];
+    s1 += e;
+    s2 += e * e;
+  }
+  double mean = s1 / TU_TOTAL, sd = sqrt(s2 / TU_TOTAL - mean * mean);
+  double D =
+      ldexp(c.clip_norm * (1 + c.clip_tolerance) * (double)c.weight_cap, c.scale_bits) + 0.5 * sqrt(TU_TOTAL);
+  double expect = c.server_lr * c.noise_multiplier * D / ldexp((double)W, c.scale_bits);
+  /* 1121 samples: the sample sd is within 5 standard errors (~1/sqrt(2n) = 2.1% each) of the truth */
+  assert_true(fabs(sd / expect - 1.0) < 0.11);
+  assert_true(fabs(mean) < 5 * expect / sqrt(TU_TOTAL));
+  storefl_agg_close(a);
+  tu_rmdir(dir);
+}
+
 typedef struct hook_ctx {
   int calls, fail;
   uint32_t n;
@@ -778,6 +817,7 @@ int main(void) {
       cmocka_unit_test(test_get_handlers),
       cmocka_unit_test(test_deadlines_extend_abandon_and_sampling),
       cmocka_unit_test(test_local_mode_noise_floor),
+      cmocka_unit_test(test_central_noise_builtin),
       cmocka_unit_test(test_ledger_hook_atomic),
       cmocka_unit_test(test_fedadam_deterministic_and_pruning),
       cmocka_unit_test(test_config_file),
