@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "agg_testutil.h"
+#include "cmd_rounds.h"
 #include "storefl/agg_service.h"
 #include "storefl/codec.h"
 #include "storefl/error.h"
@@ -614,6 +615,69 @@ static void test_central_noise_builtin(void **state) {
   tu_rmdir(dir);
 }
 
+/* Runs `rounds` with stdout captured into out (NUL-terminated). Returns the exit status. */
+static int run_rounds_cmd(char **argv, int argc, char *out, size_t cap) {
+  char path[] = "/tmp/storefl-rounds-out-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  fflush(stdout);
+  int saved = dup(1);
+  assert_true(saved >= 0);
+  assert_true(dup2(fd, 1) >= 0);
+  int rc = storefl_cmd_rounds(argc, argv);
+  fflush(stdout);
+  assert_true(dup2(saved, 1) >= 0);
+  close(saved);
+  ssize_t n = pread(fd, out, cap - 1, 0);
+  assert_true(n >= 0);
+  out[n] = '\0';
+  close(fd);
+  unlink(path);
+  return rc;
+}
+
+static void test_rounds_command(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  c.target_participants = 3;
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  for (int s = 0; s < 3; s++)
+    assert_int_equal(post(a, &g_up[0][s], NULL), 204);
+  assert_int_equal(post(a, &g_up[1][4], NULL), 204); /* round 2 open with one update */
+  uint8_t d[STOREFL_DIGEST_LEN];
+  assert_int_equal(storefl_agg_model_copy(a, NULL, TU_TOTAL, NULL, d), STOREFL_OK);
+  char hex[65];
+  for (int i = 0; i < 32; i++)
+    snprintf(hex + 2 * i, 3, "%02x", d[i]);
+  static char out[16384];
+  char *argv[] = {"rounds", "--db", c.db_path, "--json", NULL};
+  /* while the service holds the database open (WAL readers do not block it) */
+  assert_int_equal(run_rounds_cmd(argv, 4, out, sizeof out), 0);
+  assert_non_null(strstr(out, "{\"round\":2,\"state\":\"open\",\"model_version\":2,\"participants\":1,"));
+  assert_non_null(strstr(out, "{\"round\":1,\"state\":\"closed\",\"model_version\":1,\"participants\":3,"));
+  assert_non_null(strstr(out, hex));
+  assert_non_null(strstr(out, "\"open_round_updates\":1,"));
+  storefl_agg_close(a);
+  char *text[] = {"rounds", "--db", c.db_path, "--limit", "1", NULL};
+  assert_int_equal(run_rounds_cmd(text, 5, out, sizeof out), 0);
+  assert_non_null(strstr(out, "open"));
+  assert_null(strstr(out, " closed "));
+  char *help[] = {"rounds", "--help", NULL};
+  assert_int_equal(run_rounds_cmd(help, 2, out, sizeof out), 0);
+  assert_non_null(strstr(out, "EXIT STATUS"));
+  char *bad[] = {"rounds", "--db", c.db_path, "--config", "x", NULL};
+  assert_int_equal(run_rounds_cmd(bad, 5, out, sizeof out), 2);
+  char missing[128];
+  snprintf(missing, sizeof missing, "%s/none.db", dir);
+  char *miss[] = {"rounds", "--db", missing, NULL};
+  assert_int_equal(run_rounds_cmd(miss, 3, out, sizeof out), 1);
+  assert_int_equal(access(missing, F_OK), -1); /* not created */
+  tu_rmdir(dir);
+}
+
 typedef struct hook_ctx {
   int calls, fail;
   uint32_t n;
@@ -817,6 +881,7 @@ int main(void) {
       cmocka_unit_test(test_get_handlers),
       cmocka_unit_test(test_deadlines_extend_abandon_and_sampling),
       cmocka_unit_test(test_local_mode_noise_floor),
+      cmocka_unit_test(test_rounds_command),
       cmocka_unit_test(test_central_noise_builtin),
       cmocka_unit_test(test_ledger_hook_atomic),
       cmocka_unit_test(test_fedadam_deterministic_and_pruning),
