@@ -60,7 +60,10 @@ static int report(sqlite3 *db, int json, long limit) {
       " closed_ms FROM rounds ORDER BY round DESC LIMIT ?";
   if (sqlite3_prepare_v2(db, rq, -1, &st, NULL) != SQLITE_OK)
     return -1;
-  sqlite3_bind_int64(st, 1, limit > 0 ? limit : -1);
+  if (sqlite3_bind_int64(st, 1, limit > 0 ? limit : -1) != SQLITE_OK) {
+    sqlite3_finalize(st);
+    return -1;
+  }
   if (json)
     printf("{\"rounds\":[");
   else

@@ -2,9 +2,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cmd_rounds.h"
 #include "storefl/buildinfo.h"
 #include "storefl/cli.h"
-#include "cmd_rounds.h"
 
 static const char *const PROGRAM = "storefl-aggregator";
 
