@@ -752,6 +752,9 @@ static int handle_update_locked(storefl_agg *a, const char *identity, int conten
              (unsigned long long)u->round, (unsigned long long)a->round.round, a->idle ? " (idle)" : "");
     return reject(resp, identity, STOREFL_ERR_CONFLICT, "wrong_round", detail, 0);
   }
+  if (now_ms(a) >= a->round.deadline_ms) /* its close failed and is being retried: not part of it */
+    return reject(resp, identity, STOREFL_ERR_UNAVAILABLE, "round_closing", "the round is past its deadline",
+                  1);
   if (u->base_model_version != a->model_version) {
     snprintf(detail, sizeof detail, "based on model %llu, round is on model %llu",
              (unsigned long long)u->base_model_version, (unsigned long long)a->model_version);
