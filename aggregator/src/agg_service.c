@@ -650,7 +650,8 @@ static int end_round(storefl_agg *a, int close, int on_deadline) {
     SFL_INFO(COMP, "round %llu opened on model %llu, deadline in %lld ms", (unsigned long long)next.round,
              (unsigned long long)nversion, (long long)a->cfg.duration_ms);
   }
-  notify(a, STOREFL_AGG_CHANGED_ROUND | (close ? STOREFL_AGG_CHANGED_MODEL : 0u));
+  notify(a,
+         STOREFL_AGG_CHANGED_ROUND | STOREFL_AGG_CHANGED_STATUS | (close ? STOREFL_AGG_CHANGED_MODEL : 0u));
 out:
   free(np);
   free(nm);
@@ -677,7 +678,7 @@ static void check_deadline(storefl_agg *a) {
       SFL_WARN(COMP, "round %llu extended (%u/%u) with %u of %u minimum participants",
                (unsigned long long)r.round, r.extensions, a->cfg.max_extensions, storefl_accum_count(a->acc),
                a->cfg.min_participants);
-      notify(a, STOREFL_AGG_CHANGED_ROUND);
+      notify(a, STOREFL_AGG_CHANGED_ROUND | STOREFL_AGG_CHANGED_STATUS);
     }
     return;
   }
@@ -828,7 +829,7 @@ static int handle_update_locked(storefl_agg *a, const char *identity, int conten
   SFL_INFO(COMP, "update accepted: store=%s round=%llu weight=%llu norm=%.4g participants=%u", identity,
            (unsigned long long)rec.round, (unsigned long long)w, st.l2_norm, rec.participants_so_far);
   respond_receipt(resp, &rec, 0);
-  notify(a, 0);
+  notify(a, STOREFL_AGG_CHANGED_STATUS);
   /* Amplification by sampling needs a fixed deadline: a q < 1 round never closes on a count. */
   if (a->cfg.participation_q >= 1.0 && storefl_accum_count(a->acc) >= a->cfg.target_participants)
     (void)end_round(a, 1, 0);

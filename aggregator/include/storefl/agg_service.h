@@ -64,7 +64,9 @@ typedef struct storefl_agg_privacy {
   int (*on_round_closed)(void *ctx, sqlite3 *db, const storefl_agg_round_result *result);
 } storefl_agg_privacy;
 
-enum { STOREFL_AGG_CHANGED_ROUND = 1u, STOREFL_AGG_CHANGED_MODEL = 2u };
+/* notify() flags: the round (announcement) changed, the model changed, the status changed (an update
+ * was accepted). */
+enum { STOREFL_AGG_CHANGED_ROUND = 1u, STOREFL_AGG_CHANGED_MODEL = 2u, STOREFL_AGG_CHANGED_STATUS = 4u };
 
 typedef struct storefl_agg_options {
   int64_t (*now_ms)(void *ctx); /* NULL: CLOCK_REALTIME in ms */
