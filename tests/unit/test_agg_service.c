@@ -392,6 +392,7 @@ static void test_rejections_change_nothing(void **state) {
 
   /* Replaying this database reproduces the round exactly as if the rejected uploads never happened:
    * finish round 1 with the other int8/f16 stores and compare with a reference. */
+  /* The edited cap applies from the next round: round 1 keeps the 4 KiB it opened with. */
   c.max_upload_bytes = 8u << 20;
   assert_int_equal(storefl_agg_open(&c, &opt, &a), STOREFL_OK);
   static float theta[TU_TOTAL], got[TU_TOTAL];
@@ -402,11 +403,16 @@ static void test_rejections_change_nothing(void **state) {
   for (int s = 1; s < NSTORES; s++) {
     if (s == 7) /* over budget */
       continue;
+    if (dtype_of(s) == STOREFL_DTYPE_F32) {
+      assert_int_equal(code_of(a, g_up[0][s].store, 60, g_up[0][s].body, g_up[0][s].len, "too_large"), 413);
+      continue;
+    }
     assert_int_equal(post(a, &g_up[0][s], NULL), 204);
     ups[nu++] = &g_up[0][s];
   }
   assert_int_equal(storefl_agg_round_info(a, &rm, &parts), STOREFL_OK);
-  assert_int_equal(parts, NSTORES - 1);
+  assert_int_equal(parts, nu);
+  assert_int_equal(rm.max_upload_bytes, 4096);
   g_now += c.duration_ms; /* deadline: closes with 49 >= min */
   assert_true(storefl_agg_tick(a) >= 0);
   uint64_t ver;
@@ -414,6 +420,8 @@ static void test_rejections_change_nothing(void **state) {
   assert_int_equal(ver, 2);
   assert_int_equal(tu_reference_round(theta, ups, nu, c.weight_cap, c.scale_bits, c.server_lr), 0);
   assert_memory_equal(got, theta, sizeof got);
+  assert_int_equal(storefl_agg_round_info(a, &rm, &parts), STOREFL_OK);
+  assert_int_equal(rm.max_upload_bytes, 8u << 20); /* round 2: the edited value */
   /* a retry of a round-1 upload after the round closed still gets its receipt */
   assert_int_equal(post(a, u0, &r2), 204);
   assert_int_equal(r2.duplicate, 1);
@@ -678,6 +686,58 @@ static void test_rounds_command(void **state) {
   tu_rmdir(dir);
 }
 
+/* A round keeps the parameters it opened with across a restart with an edited config (so its result is
+ * bit-identical); the edited ones (grid, weight cap, server rate, clip) apply from the next round. */
+static void test_round_keeps_its_parameters(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  c.target_participants = 10;
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  static float theta[TU_TOTAL], got[TU_TOTAL];
+  assert_int_equal(storefl_agg_model_copy(a, theta, TU_TOTAL, NULL, NULL), STOREFL_OK);
+  tu_update *ups[10];
+  for (int s = 0; s < 5; s++) {
+    assert_int_equal(post(a, &g_up[0][s], NULL), 204);
+    ups[s] = &g_up[0][s];
+  }
+  storefl_agg_close(a);
+  storefl_agg_config old = c;
+  c.scale_bits = 20;
+  c.weight_cap = 300;
+  c.server_lr = 0.25;
+  c.target_participants = 8;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  storefl_round_msg rm;
+  uint32_t parts;
+  assert_int_equal(storefl_agg_round_info(a, &rm, &parts), STOREFL_OK);
+  assert_int_equal(parts, 5);
+  assert_int_equal(rm.target_participants, 10);
+  for (int s = 5; s < 10; s++) {
+    assert_int_equal(post(a, &g_up[0][s], NULL), 204);
+    ups[s] = &g_up[0][s];
+  }
+  assert_int_equal(storefl_agg_model_copy(a, got, TU_TOTAL, NULL, NULL), STOREFL_OK);
+  assert_int_equal(tu_reference_round(theta, ups, 10, old.weight_cap, old.scale_bits, old.server_lr), 0);
+  assert_memory_equal(got, theta, sizeof got);
+  /* round 2 runs with the edited parameters */
+  assert_int_equal(storefl_agg_round_info(a, &rm, &parts), STOREFL_OK);
+  assert_int_equal(rm.round, 2);
+  assert_int_equal(rm.target_participants, 8);
+  tu_update *ups2[8];
+  for (int s = 0; s < 8; s++) {
+    assert_int_equal(post(a, &g_up[1][s], NULL), 204);
+    ups2[s] = &g_up[1][s];
+  }
+  assert_int_equal(storefl_agg_model_copy(a, got, TU_TOTAL, NULL, NULL), STOREFL_OK);
+  assert_int_equal(tu_reference_round(theta, ups2, 8, c.weight_cap, c.scale_bits, c.server_lr), 0);
+  assert_memory_equal(got, theta, sizeof got);
+  storefl_agg_close(a);
+  tu_rmdir(dir);
+}
+
 typedef struct hook_ctx {
   int calls, fail;
   uint32_t n;
@@ -886,6 +946,7 @@ int main(void) {
       cmocka_unit_test(test_get_handlers),
       cmocka_unit_test(test_deadlines_extend_abandon_and_sampling),
       cmocka_unit_test(test_local_mode_noise_floor),
+      cmocka_unit_test(test_round_keeps_its_parameters),
       cmocka_unit_test(test_rounds_command),
       cmocka_unit_test(test_central_noise_builtin),
       cmocka_unit_test(test_ledger_hook_atomic),

@@ -89,6 +89,12 @@ int storefl_agg_config_load_string(const char *text, storefl_agg_config *cfg, ch
  * STOREFL_ERR_INVALID for bad sizes. */
 int storefl_agg_config_resolve_model(storefl_agg_config *cfg, char *err, size_t errlen);
 
+/* The per-round parameters of cfg ([round], [privacy], [aggregation] keys except total_rounds) as INI
+ * text that storefl_agg_config_load_string() reads back exactly (doubles with 17 digits). A round keeps
+ * the parameters it opened with across restarts; edited ones apply from the next round.
+ * STOREFL_ERR_TOO_LARGE if cap is too small. */
+int storefl_agg_config_round_params(const storefl_agg_config *cfg, char *buf, size_t cap);
+
 /* Checks ranges and consistency (min <= target <= max participants, grid range cannot overflow for
  * the largest acceptable update, ...). STOREFL_ERR_INVALID with a message. */
 int storefl_agg_config_validate(const storefl_agg_config *cfg, char *err, size_t errlen);
