@@ -669,8 +669,12 @@ static int end_round(storefl_agg *a, int close, int on_deadline) {
     }
     a->model_version = nversion;
     memcpy(a->digest, ndigest, sizeof ndigest);
-    if (rebuild_model_body(a) != STOREFL_OK)
-      SFL_ERROR(COMP, "cannot encode model %llu for serving", (unsigned long long)nversion);
+    if (rebuild_model_body(a) != STOREFL_OK) {
+      /* Never serve the old body under the new ETag: GET /v1/model retries the encoding. */
+      blob_unref(a->model_body);
+      a->model_body = NULL;
+      SFL_ERROR(COMP, "cannot encode model %llu for serving yet", (unsigned long long)nversion);
+    }
     char hex[17];
     for (int i = 0; i < 8; i++)
       snprintf(hex + 2 * i, 3, "%02x", ndigest[i]);
@@ -924,6 +928,8 @@ int storefl_agg_handle_model(storefl_agg *a, const uint8_t *if_etag, size_t if_e
                              storefl_agg_response *resp) {
   memset(resp, 0, sizeof *resp);
   pthread_mutex_lock(&a->mu);
+  if (!a->model_body && rebuild_model_body(a) != STOREFL_OK)
+    SFL_ERROR(COMP, "cannot encode model %llu for serving", (unsigned long long)a->model_version);
   agg_blob *b = a->model_body;
   if (b)
     atomic_fetch_add(&b->refs, 1);
