@@ -1,6 +1,7 @@
 /* The aggregator's service logic on a real SQLite file: 50 stores x 3 rounds against an independent
  * reference, shuffled orders, SIGKILLed children, every rejection code, deadlines, hooks. */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -738,6 +739,56 @@ static void test_round_keeps_its_parameters(void **state) {
   tu_rmdir(dir);
 }
 
+typedef struct thread_arg {
+  storefl_agg *a;
+  int first, step, ok;
+} thread_arg;
+
+static void *poster(void *p) {
+  thread_arg *t = p;
+  t->ok = 1;
+  for (int s = t->first; s < NSTORES; s += t->step) {
+    storefl_agg_response resp;
+    storefl_agg_handle_update(t->a, g_up[0][s].store, 60, g_up[0][s].body, g_up[0][s].len, &resp);
+    t->ok &= resp.coap_code == 204;
+    storefl_agg_response_release(&resp);
+    /* readers in between, as the transport's GETs would be */
+    storefl_agg_handle_model(t->a, NULL, 0, &resp);
+    t->ok &= resp.coap_code == 205;
+    storefl_agg_response_release(&resp);
+    storefl_agg_handle_status(t->a, 0, &resp);
+    storefl_agg_response_release(&resp);
+  }
+  return NULL;
+}
+
+/* Four threads posting the 50 updates of round 1 concurrently: same model as the sequential run. */
+static void test_concurrent_callers(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  pthread_t th[4];
+  thread_arg args[4];
+  for (int i = 0; i < 4; i++) {
+    args[i] = (thread_arg){a, i, 4, 0};
+    assert_int_equal(pthread_create(&th[i], NULL, poster, &args[i]), 0);
+  }
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(pthread_join(th[i], NULL), 0);
+    assert_true(args[i].ok);
+  }
+  uint8_t d[STOREFL_DIGEST_LEN];
+  uint64_t ver;
+  assert_int_equal(storefl_agg_model_copy(a, NULL, TU_TOTAL, &ver, d), STOREFL_OK);
+  assert_int_equal(ver, 2);
+  assert_memory_equal(d, g_digests[0], sizeof d);
+  storefl_agg_close(a);
+  tu_rmdir(dir);
+}
+
 typedef struct hook_ctx {
   int calls, fail;
   uint32_t n;
@@ -945,6 +996,7 @@ int main(void) {
       cmocka_unit_test(test_rejections_change_nothing),
       cmocka_unit_test(test_get_handlers),
       cmocka_unit_test(test_deadlines_extend_abandon_and_sampling),
+      cmocka_unit_test(test_concurrent_callers),
       cmocka_unit_test(test_local_mode_noise_floor),
       cmocka_unit_test(test_round_keeps_its_parameters),
       cmocka_unit_test(test_rounds_command),
