@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cmd_rounds.h"
 #include "storefl/buildinfo.h"
 #include "storefl/cli.h"
 
@@ -20,6 +21,7 @@ static const storefl_command COMMANDS[] = {
     {"version", "print the versions of storefl and the libraries it runs on", cmd_version},
     {"privacy", "plan a campaign: epsilon for a noise level, or the noise for a target epsilon",
      storefl_cmd_privacy},
+    {"rounds", "show the rounds and model versions of an aggregator database", storefl_cmd_rounds},
     {NULL, NULL, NULL},
 };
 
