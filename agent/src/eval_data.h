@@ -58,8 +58,8 @@ typedef struct storefl_eval_data {
   size_t ncountries;
   size_t ninvoices;
   /* Raw-file figures. */
-  uint64_t nrows;       /* data rows read */
-  uint64_t nbad_rows;   /* rows that did not parse (skipped) */
+  uint64_t nrows;          /* data rows read */
+  uint64_t nbad_rows;      /* rows that did not parse (skipped) */
   int64_t t_first, t_last; /* first and last time of ALL rows */
   size_t nclean_with_customer;
 } storefl_eval_data;
@@ -67,8 +67,8 @@ typedef struct storefl_eval_data {
 /* Limits that bound memory whatever the input. */
 typedef struct storefl_eval_load_opts {
   const storefl_retail_columns *columns; /* NULL = Online Retail defaults */
-  uint64_t max_rows;                    /* 0 = 20,000,000; more rows is STOREFL_ERR_TOO_LARGE */
-  uint64_t max_bad_rows;                /* 0 = 1,000; unparsable rows are skipped up to this many */
+  uint64_t max_rows;                     /* 0 = 20,000,000; more rows is STOREFL_ERR_TOO_LARGE */
+  uint64_t max_bad_rows;                 /* 0 = 1,000; unparsable rows are skipped up to this many */
   /* Optional progress callback, called every ~64k rows. */
   void (*progress)(void *arg, uint64_t rows, uint64_t bytes);
   void *progress_arg;
@@ -104,17 +104,17 @@ typedef struct storefl_eval_event {
   uint32_t client;  /* split client index */
   uint32_t product; /* data product index (a new product) */
   uint32_t invoice;
-  uint32_t line;    /* index of the first clean line of (client, product, invoice) */
-  uint32_t ncand;   /* number of new products launched by t (the candidate count) */
+  uint32_t line;  /* index of the first clean line of (client, product, invoice) */
+  uint32_t ncand; /* number of new products launched by t (the candidate count) */
 } storefl_eval_event;
 
 typedef struct storefl_eval_split {
   storefl_eval_split_opts opts;
   int64_t range_first, range_last; /* the time range the cut is taken on */
-  int64_t cut;        /* first integer second at or after the cut */
-  int64_t adapt_end;  /* training data: lines with t < adapt_end (= cut in zero-shot) */
-  int64_t eval_start; /* events: t >= eval_start (= adapt_end) */
-  int64_t end;        /* lines with t >= end do not exist for this split (INT64_MAX for test) */
+  int64_t cut;                     /* first integer second at or after the cut */
+  int64_t adapt_end;               /* training data: lines with t < adapt_end (= cut in zero-shot) */
+  int64_t eval_start;              /* events: t >= eval_start (= adapt_end) */
+  int64_t end;                     /* lines with t >= end do not exist for this split (INT64_MAX for test) */
   /* New products sorted by launch time (ties by product index). */
   uint32_t *new_products;
   int64_t *launch; /* launch[i] = first clean time of new_products[i] */
@@ -123,8 +123,8 @@ typedef struct storefl_eval_split {
   /* Clients: for customers, client i is data customer client_source[i]; for countries, country. */
   size_t nclients; /* eligible clients */
   uint32_t *client_source;
-  char **client_names; /* borrowed from data */
-  int32_t *line_client; /* per data line: split client index or -1 (not eligible / out of slice) */
+  char **client_names;        /* borrowed from data */
+  int32_t *line_client;       /* per data line: split client index or -1 (not eligible / out of slice) */
   storefl_eval_event *events; /* sorted by (t, line) */
   size_t nevents;
   size_t nclients_with_events;
