@@ -247,7 +247,8 @@ static int load(storefl_retail_reader *r, const storefl_eval_load_opts *opts, st
   /* Exports need not be chronological. qsort is not stable, so ties are broken by invoice (order
    * of first appearance), product, quantity and price: lines equal in all of these are
    * interchangeable, and the order is deterministic. */
-  qsort(L.d->lines, L.d->nlines, sizeof *L.d->lines, cmp_line_time);
+  if (L.d->nlines > 1) /* lines is NULL when no line is clean */
+    qsort(L.d->lines, L.d->nlines, sizeof *L.d->lines, cmp_line_time);
   L.d->customers = L.customers.keys;
   L.d->ncustomers = L.customers.n;
   L.d->countries = L.countries.keys;

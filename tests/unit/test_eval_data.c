@@ -101,6 +101,30 @@ static void test_small_split_rules(void **state) {
   storefl_eval_data_free(d);
 }
 
+/* Regression (found by fuzz_eval_data): an export without a single clean line loads, and the
+ * split refuses it instead of sorting a NULL array. */
+static void test_no_clean_line(void **state) {
+  (void)state;
+  static const char csv[] =
+      "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+      "C1,10001,X,-1,2011-01-01 00:00:00,1.0,1.0,UK\n"
+      "2,POST,POSTAGE,1,2011-01-02 00:00:00,1.0,1.0,UK\n";
+  storefl_eval_data *d = NULL;
+  char err[256];
+  assert_int_equal(storefl_eval_data_load_mem(csv, strlen(csv), NULL, &d, err, sizeof err), STOREFL_OK);
+  assert_int_equal(d->nrows, 2);
+  assert_int_equal(d->nlines, 0);
+  storefl_eval_split_opts o = {.clients = STOREFL_EVAL_COUNTRIES};
+  storefl_eval_split *s = NULL;
+  assert_int_equal(storefl_eval_split_build(d, &o, &s), STOREFL_ERR_INVALID);
+  storefl_eval_data_free(d);
+  /* A header alone is no data. */
+  static const char hdr[] =
+      "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n";
+  assert_int_equal(storefl_eval_data_load_mem(hdr, strlen(hdr), NULL, &d, err, sizeof err),
+                   STOREFL_ERR_INVALID);
+}
+
 /* A method that checks the context it is given and prefers one product. */
 typedef struct probe {
   const storefl_eval_data *d;
@@ -304,6 +328,7 @@ int main(void) {
   const struct CMUnitTest small[] = {
       cmocka_unit_test(test_small_split_rules),
       cmocka_unit_test(test_small_run),
+      cmocka_unit_test(test_no_clean_line),
   };
   const struct CMUnitTest big[] = {
       cmocka_unit_test(test_real_figures),
