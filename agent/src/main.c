@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cmd_eval.h"
+#include "cmd_store.h"
 #include "storefl/buildinfo.h"
 #include "storefl/cli.h"
 
@@ -17,7 +18,9 @@ static int cmd_version(int argc, char **argv) {
 
 static const storefl_command COMMANDS[] = {
     {"version", "print the versions of storefl and the libraries it runs on", cmd_version},
+    {"ingest", "import a retailer CSV export (plain or .gz) into the store's database", storefl_cmd_ingest},
     {"eval", "rank new products on a real export: baselines and models, HR@10/NDCG@10/AUC", storefl_cmd_eval},
+    {"partition", "split a retailer-wide export into one store database per client", storefl_cmd_partition},
     {NULL, NULL, NULL},
 };
 
