@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "eval_data.h"
+#include "eval_models.h"
 #include "eval_run.h"
 #include "storefl/cli.h"
 #include "storefl/error.h"
@@ -60,12 +61,22 @@ static void eval_usage(FILE *out) {
                "                        tfidf             TF-IDF cosine of the client's purchased\n"
                "                                          descriptions (history + basket) to the\n"
                "                                          product's description\n"
+               "                        local             the model trained by each client on its own\n"
+               "                                          data only\n"
+               "                        central           the model trained on all clients' data\n"
+               "                                          pooled (non-private upper bound)\n"
+               "                        federated         FedAvg of local steps, simulated in-process\n"
+               "                        federated+personal  the federated model with each client's\n"
+               "                                          few-shot personalisation of the head\n"
+               "                      Model methods train only on lines before the cut (zero-shot) or\n"
+               "                      before cut + 14 days (few-shot).\n"
                "  --json              one JSON object per method and line instead of the table, with\n"
                "                      hr10, ndcg10, auc, events, clients and the client means\n"
                "                      client_hr10, client_ndcg10, client_auc\n"
                "  --config FILE       agent configuration: its [columns] section maps the export's\n"
                "                      column names (see docs/store.md)\n"
-               "  --seed N            seed of every random choice of the training methods (default 1)\n"
+               "  --seed N            seed of the model initialisation and of every random choice in\n"
+               "                      training (default 1, or seed in [eval])\n"
                "  --validation        evaluate on the validation split instead: the same rules applied\n"
                "                      to the period before the test cut (use it to tune; never tune on\n"
                "                      the test period)\n"
@@ -103,7 +114,8 @@ static void fmt_time(int64_t t, char *buf, size_t len) {
   storefl_format_time(t, buf, len);
 }
 
-static const char *const ALL_METHODS = "random,popularity,popularity-global,tfidf";
+static const char *const ALL_METHODS =
+    "random,popularity,popularity-global,tfidf,local,central,federated,federated+personal";
 
 /* 1 when name is one of the comma-separated names of ALL_METHODS. */
 static int known_method(const char *name) {
@@ -121,7 +133,7 @@ static int known_method(const char *name) {
 }
 
 static int make_method(const char *name, const storefl_eval_data *d, const storefl_eval_split *s,
-                       storefl_eval_method *m) {
+                       storefl_eval_models *mc, storefl_eval_method *m) {
   if (strcmp(name, "random") == 0)
     return storefl_eval_method_random(m);
   if (strcmp(name, "popularity") == 0)
@@ -130,6 +142,14 @@ static int make_method(const char *name, const storefl_eval_data *d, const store
     return storefl_eval_method_popularity(d, s, 1, m);
   if (strcmp(name, "tfidf") == 0)
     return storefl_eval_method_tfidf(d, s, m);
+  if (strcmp(name, "local") == 0)
+    return storefl_eval_method_model(mc, STOREFL_EVAL_LOCAL, m);
+  if (strcmp(name, "central") == 0)
+    return storefl_eval_method_model(mc, STOREFL_EVAL_CENTRAL, m);
+  if (strcmp(name, "federated") == 0)
+    return storefl_eval_method_model(mc, STOREFL_EVAL_FEDERATED, m);
+  if (strcmp(name, "federated+personal") == 0)
+    return storefl_eval_method_model(mc, STOREFL_EVAL_FEDERATED_PERSONAL, m);
   return STOREFL_ERR_NOT_FOUND;
 }
 
@@ -158,6 +178,7 @@ int storefl_cmd_eval(int argc, char **argv) {
   const char *data = NULL, *config = NULL, *methods_arg = ALL_METHODS;
   int json = 0;
   unsigned long long seed = 1;
+  int seed_given = 0;
   storefl_eval_split_opts so;
   memset(&so, 0, sizeof so);
   optind = 1;
@@ -199,6 +220,7 @@ int storefl_cmd_eval(int argc, char **argv) {
       break;
     case 's':
       seed = strtoull(optarg, &end, 10);
+      seed_given = 1;
       if (!*optarg || *end) {
         fprintf(stderr, "eval: --seed needs a non-negative integer\n");
         return STOREFL_EXIT_USAGE;
@@ -230,7 +252,6 @@ int storefl_cmd_eval(int argc, char **argv) {
     fprintf(stderr, "eval: --data FILE is required (see --help)\n");
     return STOREFL_EXIT_USAGE;
   }
-  (void)seed;
 
   /* Parse the method list before the (slow) load so that a typo fails at once. */
   char names[MAX_METHODS][32];
@@ -268,6 +289,14 @@ int storefl_cmd_eval(int argc, char **argv) {
     fprintf(stderr, "eval: %s: %s\n", config, err);
     return STOREFL_EXIT_FAIL;
   }
+  storefl_eval_model_config mcfg;
+  storefl_eval_model_config_default(&mcfg);
+  if (config && storefl_eval_model_config_load_ini(config, "eval", &mcfg, err, sizeof err) != 0) {
+    fprintf(stderr, "eval: %s\n", err);
+    return STOREFL_EXIT_FAIL;
+  }
+  if (seed_given)
+    mcfg.seed = seed;
   storefl_eval_load_opts lo;
   memset(&lo, 0, sizeof lo);
   lo.columns = &cols;
@@ -309,9 +338,27 @@ int storefl_cmd_eval(int argc, char **argv) {
   storefl_eval_result results[MAX_METHODS];
   size_t nm = 0;
   int status = STOREFL_EXIT_FAIL;
+  storefl_eval_models *mc = NULL;
   for (size_t i = 0; i < nnames; i++) {
+    static const char *const model_methods[] = {"local", "central", "federated", "federated+personal"};
+    for (size_t k = 0; k < 4 && !mc; k++)
+      if (strcmp(names[i], model_methods[k]) == 0) {
+        if ((rc = storefl_eval_models_create(d, s, &mcfg, &mc))) {
+          fprintf(stderr, "eval: cannot build the catalogue and profiles: %s\n", storefl_strerror(rc));
+          goto out;
+        }
+        storefl_eval_models_set_progress(mc, run_progress, NULL);
+        fprintf(stderr,
+                "eval: model B=%u d=%u H=%u, %s lr %g, batch %u, %u negatives, central %u steps, local %u "
+                "steps/client, federated %u rounds x %u clients x %u steps, personal %u steps, seed %llu\n",
+                mcfg.model.buckets, mcfg.model.dim, mcfg.model.hidden,
+                mcfg.train.optim.kind == STOREFL_OPT_ADAM ? "adam" : "sgd", (double)mcfg.train.optim.lr,
+                mcfg.train.batch, mcfg.train.negatives, mcfg.central_steps, mcfg.local_steps, mcfg.rounds,
+                mcfg.clients_per_round, mcfg.fed_local_steps, mcfg.train.personal_steps,
+                (unsigned long long)mcfg.seed);
+      }
     double tp = now_s();
-    if ((rc = make_method(names[i], d, s, &methods[nm]))) {
+    if ((rc = make_method(names[i], d, s, mc, &methods[nm]))) {
       fprintf(stderr, "eval: cannot prepare method %s: %s\n", names[i], storefl_strerror(rc));
       goto out;
     }
@@ -354,6 +401,7 @@ out:
   for (size_t i = 0; i < nm; i++)
     if (methods[i].destroy)
       methods[i].destroy(methods[i].state);
+  storefl_eval_models_free(mc);
   storefl_eval_split_free(s);
   storefl_eval_data_free(d);
   return status;
