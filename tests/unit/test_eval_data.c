@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "eval_data.h"
 #include "eval_metrics.h"
+#include "eval_models.h"
 #include "eval_run.h"
 #include "storefl/error.h"
 
@@ -324,15 +326,109 @@ static void test_real_slice(void **state) {
   storefl_eval_split_free(s);
 }
 
+/* [eval] keys are applied; an unknown key or a bad value is refused with its line, and the
+ * configuration is then left unchanged. */
+static void test_model_config_ini(void **state) {
+  (void)state;
+  char path[] = "/tmp/storefl_eval_iniXXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  FILE *f = fdopen(fd, "w");
+  assert_non_null(f);
+  fputs("[columns]\nproduct = StockCode\n[eval]\nbuckets = 4096\ndim = 8\nhidden = 16\noptimizer = sgd\n"
+        "lr = 0.1\nrounds = 7\nalgo = fomaml\nneg_recent_days = 90\nseed = 42\n",
+        f);
+  assert_int_equal(fclose(f), 0);
+  storefl_eval_model_config c;
+  storefl_eval_model_config_default(&c);
+  char err[256];
+  assert_int_equal(storefl_eval_model_config_load_ini(path, "eval", &c, err, sizeof err), STOREFL_OK);
+  assert_int_equal(c.model.buckets, 4096);
+  assert_int_equal(c.model.dim, 8);
+  assert_int_equal(c.model.hidden, 16);
+  assert_int_equal(c.train.optim.kind, STOREFL_OPT_SGD);
+  assert_true(c.train.optim.lr == 0.1f);
+  assert_int_equal(c.rounds, 7);
+  assert_int_equal(c.train.algo, STOREFL_FED_FOMAML);
+  assert_int_equal(c.neg_recent_days, 90);
+  assert_int_equal(c.seed, 42);
+  f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("[eval]\nrounds = 3\nwarp = 9\n", f);
+  assert_int_equal(fclose(f), 0);
+  storefl_eval_model_config d = c;
+  assert_int_equal(storefl_eval_model_config_load_ini(path, "eval", &d, err, sizeof err),
+                   STOREFL_ERR_INVALID);
+  assert_non_null(strstr(err, ":3:"));
+  assert_non_null(strstr(err, "warp"));
+  assert_int_equal(d.rounds, 7);
+  f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("[eval]\nlr = fast\n", f);
+  assert_int_equal(fclose(f), 0);
+  assert_int_equal(storefl_eval_model_config_load_ini(path, "eval", &d, err, sizeof err),
+                   STOREFL_ERR_INVALID);
+  unlink(path);
+  assert_int_equal(storefl_eval_model_config_load_ini(path, "eval", &d, err, sizeof err), STOREFL_ERR_IO);
+}
+
+/* The model methods on a slice of the real data with small training budgets: every event is
+ * scored, metrics are in range, and a second run with the same seed gives identical figures. */
+static void run_models(const storefl_eval_split *s, storefl_eval_result *r) {
+  storefl_eval_model_config c;
+  storefl_eval_model_config_default(&c);
+  c.model.buckets = 4096;
+  c.central_steps = 60;
+  c.local_steps = 5;
+  c.rounds = 3;
+  c.clients_per_round = 8;
+  c.fed_local_steps = 5;
+  c.train.personal_steps = 5;
+  storefl_eval_models *mc = NULL;
+  assert_int_equal(storefl_eval_models_create(real, s, &c, &mc), STOREFL_OK);
+  storefl_eval_method m[4];
+  assert_int_equal(storefl_eval_method_model(mc, STOREFL_EVAL_LOCAL, &m[0]), STOREFL_OK);
+  assert_int_equal(storefl_eval_method_model(mc, STOREFL_EVAL_CENTRAL, &m[1]), STOREFL_OK);
+  assert_int_equal(storefl_eval_method_model(mc, STOREFL_EVAL_FEDERATED, &m[2]), STOREFL_OK);
+  assert_int_equal(storefl_eval_method_model(mc, STOREFL_EVAL_FEDERATED_PERSONAL, &m[3]), STOREFL_OK);
+  assert_int_equal(storefl_eval_run(real, s, m, 4, r, NULL, NULL), STOREFL_OK);
+  for (size_t i = 0; i < 4; i++)
+    m[i].destroy(m[i].state);
+  storefl_eval_models_free(mc);
+}
+
+static void test_real_slice_models(void **state) {
+  (void)state;
+  storefl_eval_split_opts o = {
+      .clients = STOREFL_EVAL_CUSTOMERS, .regime = STOREFL_EVAL_FEW_SHOT, .max_clients = 60};
+  storefl_eval_split *s = NULL;
+  assert_int_equal(storefl_eval_split_build(real, &o, &s), STOREFL_OK);
+  storefl_eval_result a[4], b[4];
+  run_models(s, a);
+  run_models(s, b);
+  static const char *const names[] = {"local", "central", "federated", "federated+personal"};
+  for (size_t i = 0; i < 4; i++) {
+    assert_string_equal(a[i].method, names[i]);
+    assert_int_equal(a[i].events, s->nevents);
+    assert_int_equal(a[i].clients, s->nclients_with_events);
+    assert_true(a[i].ndcg10 >= 0 && a[i].ndcg10 <= a[i].hr10 && a[i].hr10 <= 1);
+    assert_true(a[i].auc >= 0 && a[i].auc <= 1);
+    assert_true(a[i].hr10 == b[i].hr10 && a[i].ndcg10 == b[i].ndcg10 && a[i].auc == b[i].auc);
+  }
+  storefl_eval_split_free(s);
+}
+
 int main(void) {
   const struct CMUnitTest small[] = {
       cmocka_unit_test(test_small_split_rules),
       cmocka_unit_test(test_small_run),
       cmocka_unit_test(test_no_clean_line),
+      cmocka_unit_test(test_model_config_ini),
   };
   const struct CMUnitTest big[] = {
       cmocka_unit_test(test_real_figures),
       cmocka_unit_test(test_real_slice),
+      cmocka_unit_test(test_real_slice_models),
   };
   int rc = cmocka_run_group_tests(small, NULL, NULL);
   rc |= cmocka_run_group_tests(big, load_real, free_real);
