@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cmd_eval.h"
+#include "cmd_model.h"
 #include "cmd_store.h"
 #include "storefl/buildinfo.h"
 #include "storefl/cli.h"
@@ -21,6 +22,11 @@ static const storefl_command COMMANDS[] = {
     {"ingest", "import a retailer CSV export (plain or .gz) into the store's database", storefl_cmd_ingest},
     {"eval", "rank new products on a real export: baselines and models, HR@10/NDCG@10/AUC", storefl_cmd_eval},
     {"partition", "split a retailer-wide export into one store database per client", storefl_cmd_partition},
+    {"train", "train the recommendation model on this store's purchases alone", storefl_cmd_train},
+    {"personalize", "adapt the model's head to the store's latest purchases (cached)",
+     storefl_cmd_personalize},
+    {"recommend", "rank the store's products (or only new ones) for a basket and shopper",
+     storefl_cmd_recommend},
     {NULL, NULL, NULL},
 };
 

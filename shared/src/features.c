@@ -77,7 +77,7 @@ static int attr_token(char kind, const char *s, uint32_t buckets, uint32_t *out)
   return 1;
 }
 
-static size_t item_tokens(const storefl_product *p, uint32_t buckets, uint32_t *out, size_t max,
+static size_t item_tokens(const storefl_item_attrs *p, uint32_t buckets, uint32_t *out, size_t max,
                           size_t *nwords) {
   size_t wmax = max > RESERVED_TOKENS ? max - RESERVED_TOKENS : 0;
   size_t n = p->text ? text_tokens(p->text, buckets, out, wmax) : 0;
@@ -101,7 +101,7 @@ static size_t item_tokens(const storefl_product *p, uint32_t buckets, uint32_t *
   return n;
 }
 
-size_t storefl_item_tokens(const storefl_product *p, uint32_t buckets, uint32_t *out, size_t max) {
+size_t storefl_item_tokens(const storefl_item_attrs *p, uint32_t buckets, uint32_t *out, size_t max) {
   if (!p || !out || buckets == 0 || (buckets & (buckets - 1)) != 0)
     return 0;
   return item_tokens(p, buckets, out, max, NULL);
@@ -182,7 +182,7 @@ static int catalog_grow(storefl_catalog *c) {
   return STOREFL_OK;
 }
 
-int storefl_catalog_add(storefl_catalog *c, const storefl_product *p, uint32_t *index) {
+int storefl_catalog_add(storefl_catalog *c, const storefl_item_attrs *p, uint32_t *index) {
   if (!c || !p || !p->code || !p->text || !p->code[0] || c->finalized)
     return STOREFL_ERR_INVALID;
   if (c->n >= MAX_PRODUCTS)

@@ -183,7 +183,7 @@ static void floats_le(const float *x, size_t n, uint8_t *out) {
   }
 }
 
-int storefl_model_digest(const storefl_model *m, uint8_t out[STOREFL_MODEL_DIGEST_LEN]) {
+int storefl_model_sha256(const storefl_model *m, uint8_t out[STOREFL_MODEL_DIGEST_LEN]) {
   if (!m || !out)
     return STOREFL_ERR_INVALID;
   mbedtls_sha256_context ctx;
@@ -256,9 +256,13 @@ static void item_vec(const storefl_model *m, const storefl_catalog *c, uint32_t 
   memset(v, 0, d * sizeof *v);
   if (n == 0)
     return;
+  /* Plain loops: d is small (32) and a BLAS call per token row would cost more than the row. */
   float w = 1.0f / (float)n;
-  for (size_t k = 0; k < n; k++)
-    cblas_saxpy((blasint)d, w, E + (size_t)t[k] * d, 1, v, 1);
+  for (size_t k = 0; k < n; k++) {
+    const float *e = E + (size_t)t[k] * d;
+    for (uint32_t j = 0; j < d; j++)
+      v[j] += w * e[j];
+  }
 }
 
 void sfl_ctx_build(sfl_ctx *x, const storefl_model *m, const storefl_catalog *c, const storefl_profile *p,
@@ -316,8 +320,11 @@ void sfl_ctx_build(sfl_ctx *x, const storefl_model *m, const storefl_catalog *c,
     if (n == 0)
       continue;
     float w = x->item_w / (float)n;
-    for (size_t k = 0; k < n; k++)
-      cblas_saxpy((blasint)d, w, E + (size_t)t[k] * d, 1, x->u, 1);
+    for (size_t k = 0; k < n; k++) {
+      const float *e = E + (size_t)t[k] * d;
+      for (uint32_t j = 0; j < d; j++)
+        x->u[j] += w * e[j];
+    }
     int in_basket = i >= nh;
     for (size_t k = 0; k < c->nwords[it]; k++) {
       uint32_t b = t[k];
@@ -405,6 +412,8 @@ int storefl_model_score(const storefl_model *m, const storefl_catalog *c, const 
       return STOREFL_ERR_INVALID;
   if (n == 0)
     return STOREFL_OK;
+  if (q->history > 4096 || q->n_basket > 4096)
+    return STOREFL_ERR_INVALID; /* bounds the context scratch */
   size_t hist = q->history ? q->history : 32;
   size_t in = SFL_IN(&m->cfg), H = m->cfg.hidden, chunk = n < SCORE_CHUNK ? n : SCORE_CHUNK;
   sfl_ctx x;
@@ -435,7 +444,7 @@ int storefl_model_score(const storefl_model *m, const storefl_catalog *c, const 
 
 int storefl_model_rank(const storefl_model *m, const storefl_catalog *c, const storefl_query *q,
                        const uint32_t *cands, size_t n, size_t k, uint32_t *out_items, float *out_scores) {
-  if (k > 0 && (!out_items || !out_scores))
+  if ((k > 0 && (!out_items || !out_scores)) || k > INT32_MAX)
     return STOREFL_ERR_INVALID;
   float *s = malloc((n ? n : 1) * sizeof *s);
   if (!s)

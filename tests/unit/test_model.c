@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -51,7 +52,7 @@ static void add_products(world *w, const char *const *names, size_t n, uint32_t 
   char code[16];
   for (size_t i = 0; i < n; i++) {
     snprintf(code, sizeof code, "P%zu", storefl_catalog_size(w->cat));
-    storefl_product p = {code, names[i], NULL, NULL, price + 0.02f * (float)i, first_seen};
+    storefl_item_attrs p = {code, names[i], NULL, NULL, price + 0.02f * (float)i, first_seen};
     assert_int_equal(storefl_catalog_add(w->cat, &p, &idx[i]), STOREFL_OK);
   }
   *count = n;
@@ -117,8 +118,8 @@ static void test_hashing(void **state) {
   assert_true(storefl_fnv1a64("a", 1) == 0xaf63dc4c8601ec8cULL);
   assert_true(storefl_fnv1a64("foobar", 6) == 0x85944171f73967e8ULL);
   uint32_t a[24], b[24];
-  storefl_product p1 = {"1", "Blue lantern, 70's", NULL, NULL, 2.5f, 0};
-  storefl_product p2 = {"2", "BLUE  LANTERN 70'S!", NULL, NULL, 2.6f, 0};
+  storefl_item_attrs p1 = {"1", "Blue lantern, 70's", NULL, NULL, 2.5f, 0};
+  storefl_item_attrs p2 = {"2", "BLUE  LANTERN 70'S!", NULL, NULL, 2.6f, 0};
   size_t na = storefl_item_tokens(&p1, 1u << 14, a, 24), nb = storefl_item_tokens(&p2, 1u << 14, b, 24);
   /* BLUE, LANTERN, 70 (the one-letter S is dropped) + the price bucket, same for both */
   assert_int_equal(na, 4);
@@ -127,7 +128,7 @@ static void test_hashing(void **state) {
   uint32_t w = (uint32_t)(storefl_fnv1a64("w:LANTERN", 9) & ((1u << 14) - 1));
   assert_int_equal(a[1], w);
   /* A price over 41% higher lands in another bucket; category and brand add tokens. */
-  storefl_product p3 = {"3", "BLUE LANTERN 70", "Lighting", "Acme", 5.0f, 0};
+  storefl_item_attrs p3 = {"3", "BLUE LANTERN 70", "Lighting", "Acme", 5.0f, 0};
   size_t n3 = storefl_item_tokens(&p3, 1u << 14, b, 24);
   assert_int_equal(n3, 6);
   assert_int_equal(b[3], (uint32_t)(storefl_fnv1a64("c:LIGHTING", 10) & ((1u << 14) - 1)));
@@ -138,7 +139,7 @@ static void test_hashing(void **state) {
   size_t off = 0;
   for (int i = 0; i < 300; i++)
     off += (size_t)snprintf(longtext + off, sizeof longtext - off, "W%d ", i);
-  storefl_product p4 = {"4", longtext, NULL, NULL, 1.0f, 0};
+  storefl_item_attrs p4 = {"4", longtext, NULL, NULL, 1.0f, 0};
   assert_int_equal(storefl_item_tokens(&p4, 1u << 14, b, 24), 22);
   assert_int_equal(storefl_item_tokens(&p4, 1000, b, 24), 0); /* not a power of two */
 }
@@ -152,18 +153,18 @@ static void test_catalog_and_profile(void **state) {
   for (int i = 0; i < 1000; i++) {
     snprintf(code, sizeof code, "%05d", 10000 + i);
     snprintf(text, sizeof text, "PRODUCT NUMBER %d", i);
-    storefl_product p = {code, text, NULL, NULL, 1.0f, T0 + i};
+    storefl_item_attrs p = {code, text, NULL, NULL, 1.0f, T0 + i};
     uint32_t idx;
     assert_int_equal(storefl_catalog_add(c, &p, &idx), STOREFL_OK);
     assert_int_equal(idx, i);
   }
-  storefl_product dup = {"10005", "X", NULL, NULL, 1.0f, 0};
+  storefl_item_attrs dup = {"10005", "X", NULL, NULL, 1.0f, 0};
   assert_int_equal(storefl_catalog_add(c, &dup, NULL), STOREFL_ERR_CONFLICT);
   assert_int_equal(storefl_catalog_find(c, "10777"), 777);
   assert_int_equal(storefl_catalog_find(c, "99999"), -1);
   assert_string_equal(storefl_catalog_text(c, 3), "PRODUCT NUMBER 3");
   assert_int_equal(storefl_catalog_finalize(c), STOREFL_OK);
-  storefl_product late = {"20000", "LATE", NULL, NULL, 1.0f, 0};
+  storefl_item_attrs late = {"20000", "LATE", NULL, NULL, 1.0f, 0};
   assert_int_equal(storefl_catalog_add(c, &late, NULL), STOREFL_ERR_INVALID);
 
   storefl_profile *p;
@@ -366,9 +367,9 @@ static void test_determinism(void **state) {
   train_world(&w, &mc, 12, 40, &c, NULL);
   assert_memory_equal(a->block, b->block, a->numel * sizeof(float));
   uint8_t da[32], db[32], dc[32];
-  assert_int_equal(storefl_model_digest(a, da), STOREFL_OK);
-  assert_int_equal(storefl_model_digest(b, db), STOREFL_OK);
-  assert_int_equal(storefl_model_digest(c, dc), STOREFL_OK);
+  assert_int_equal(storefl_model_sha256(a, da), STOREFL_OK);
+  assert_int_equal(storefl_model_sha256(b, db), STOREFL_OK);
+  assert_int_equal(storefl_model_sha256(c, dc), STOREFL_OK);
   assert_memory_equal(da, db, 32);
   assert_memory_not_equal(da, dc, 32);
   /* The digest covers every value: one ulp anywhere changes it. */
@@ -376,7 +377,7 @@ static void test_determinism(void **state) {
   memcpy(&bits, &a->block[a->numel - 3], 4);
   bits ^= 1;
   memcpy(&a->block[a->numel - 3], &bits, 4);
-  assert_int_equal(storefl_model_digest(a, da), STOREFL_OK);
+  assert_int_equal(storefl_model_sha256(a, da), STOREFL_OK);
   assert_memory_not_equal(da, db, 32);
   storefl_model_free(a);
   storefl_model_free(b);
@@ -432,7 +433,7 @@ static void test_digest_reference(void **state) {
   pclose(pp);
   remove(path);
   uint8_t dg[32];
-  assert_int_equal(storefl_model_digest(m, dg), STOREFL_OK);
+  assert_int_equal(storefl_model_sha256(m, dg), STOREFL_OK);
   char mine[65];
   for (int i = 0; i < 32; i++)
     snprintf(mine + 2 * i, 3, "%02x", dg[i]);
@@ -611,7 +612,7 @@ static void test_personalize_and_blob(void **state) {
   assert_true(ap > ag);
 
   uint8_t gd[32], other[32];
-  assert_int_equal(storefl_model_digest(g, gd), STOREFL_OK);
+  assert_int_equal(storefl_model_sha256(g, gd), STOREFL_OK);
   size_t cap = storefl_head_blob_size(&mc), len = 0;
   uint8_t *blob = malloc(cap);
   assert_int_equal(storefl_head_to_blob(pm, gd, blob, cap - 1, &len), STOREFL_ERR_TOO_LARGE);
@@ -736,6 +737,62 @@ static void test_score_matches_rank_and_validates(void **state) {
   free_world(&w);
 }
 
+static int write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  if (!f)
+    return -1;
+  fputs(text, f);
+  return fclose(f);
+}
+
+static void test_config_ini(void **state) {
+  (void)state;
+  char path[] = "/tmp/storefl-model-ini-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  close(fd);
+  storefl_model_config mc;
+  storefl_train_config tc;
+  storefl_model_config_default(&mc);
+  storefl_train_config_default(&tc);
+  char err[256];
+  assert_int_equal(write_file(path, "[columns]\nproduct = sku\n[model]\nbuckets = 4096\ndim = 16\n"
+                                    "optimizer = sgd\nlr = 0.1\nalgo = fomaml\ninner_steps = 5\n"
+                                    "negatives = 8\nseed = 12345678901\npersonal_last = 64\n"),
+                   0);
+  assert_int_equal(storefl_train_config_load_ini(path, "model", &mc, &tc, err, sizeof err), STOREFL_OK);
+  assert_int_equal(mc.buckets, 4096);
+  assert_int_equal(mc.dim, 16);
+  assert_int_equal(mc.hidden, 64); /* untouched */
+  assert_int_equal(tc.optim.kind, STOREFL_OPT_SGD);
+  assert_true(tc.optim.lr == 0.1f);
+  assert_int_equal(tc.algo, STOREFL_FED_FOMAML);
+  assert_int_equal(tc.inner_steps, 5);
+  assert_int_equal(tc.negatives, 8);
+  assert_true(tc.seed == 12345678901ULL);
+  assert_int_equal(tc.personal_last, 64);
+  /* Errors name the line; nothing is changed on error. */
+  storefl_model_config mc2 = mc;
+  assert_int_equal(write_file(path, "[model]\ndim = 8\nbuckets = 1000\n"), 0);
+  assert_int_equal(storefl_train_config_load_ini(path, "model", &mc2, &tc, err, sizeof err),
+                   STOREFL_ERR_INVALID);
+  assert_non_null(strstr(err, "line 3"));
+  assert_non_null(strstr(err, "buckets"));
+  assert_int_equal(mc2.dim, 16);
+  assert_int_equal(write_file(path, "[model]\nlearning_rate = 1\n"), 0);
+  assert_int_equal(storefl_train_config_load_ini(path, "model", &mc, &tc, err, sizeof err),
+                   STOREFL_ERR_INVALID);
+  assert_non_null(strstr(err, "unknown key"));
+  assert_int_equal(write_file(path, "[model]\nalgo = maml2\n"), 0);
+  assert_int_equal(storefl_train_config_load_ini(path, "model", &mc, &tc, err, sizeof err),
+                   STOREFL_ERR_INVALID);
+  assert_int_equal(write_file(path, "[model]\nbatch = 0\n"), 0);
+  assert_int_equal(storefl_train_config_load_ini(path, "model", &mc, &tc, err, sizeof err),
+                   STOREFL_ERR_INVALID);
+  remove(path);
+  assert_int_equal(storefl_train_config_load_ini(path, "model", &mc, &tc, err, sizeof err), STOREFL_ERR_IO);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_hashing),
@@ -749,6 +806,7 @@ int main(void) {
       cmocka_unit_test(test_fedavg_delta),
       cmocka_unit_test(test_fomaml_and_fedavg_rounds),
       cmocka_unit_test(test_personalize_and_blob),
+      cmocka_unit_test(test_config_ini),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

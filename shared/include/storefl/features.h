@@ -37,15 +37,17 @@ uint64_t storefl_fnv1a64(const void *data, size_t len);
 
 typedef struct storefl_catalog storefl_catalog;
 
-/* A product as the store knows it. Strings are NUL-terminated; category and brand may be NULL. */
-typedef struct storefl_product {
+/* A product's attributes as the model sees them (named apart from storefl_agent.h's storefl_product,
+ * the store's record, so that agent code can include both). Strings are NUL-terminated; category and brand
+ * may be NULL. */
+typedef struct storefl_item_attrs {
   const char *code;     /* the store's product code (copied; used by lookups) */
   const char *text;     /* name or description */
   const char *category; /* optional */
   const char *brand;    /* optional: brand or supplier */
   float price;          /* unit price (> 0 for a price token; <= 0 means unknown) */
   int64_t first_seen;   /* unix seconds of launch (first sale or listing) */
-} storefl_product;
+} storefl_item_attrs;
 
 /* Creates an empty catalogue hashing into `buckets` buckets (a power of two, 2^4..2^24).
  * Errors: STOREFL_ERR_INVALID, STOREFL_ERR_NOMEM. */
@@ -56,7 +58,7 @@ void storefl_catalog_free(storefl_catalog *c);
  * A code already present is STOREFL_ERR_CONFLICT. Not allowed after storefl_catalog_finalize().
  * Errors: STOREFL_ERR_INVALID (NULL code/text, empty code, finalized), STOREFL_ERR_CONFLICT,
  * STOREFL_ERR_TOO_LARGE (more than 2^24 products), STOREFL_ERR_NOMEM. */
-int storefl_catalog_add(storefl_catalog *c, const storefl_product *p, uint32_t *index);
+int storefl_catalog_add(storefl_catalog *c, const storefl_item_attrs *p, uint32_t *index);
 
 /* Computes the inverse document frequencies of text tokens over the catalogue (the catalogue is
  * public, so its statistics are too). Required before any feature or model call. */
@@ -76,7 +78,7 @@ size_t storefl_catalog_tokens(const storefl_catalog *c, uint32_t i, const uint32
 
 /* Tokenises a product like the catalogue does, writing at most max bucket ids; returns the count.
  * Exposed for tests and documentation of the hashing. */
-size_t storefl_item_tokens(const storefl_product *p, uint32_t buckets, uint32_t *out, size_t max);
+size_t storefl_item_tokens(const storefl_item_attrs *p, uint32_t buckets, uint32_t *out, size_t max);
 
 /* A client's purchase history: events appended in non-decreasing time. Events of one basket
  * (invoice) must be appended contiguously; the basket id only separates consecutive baskets. */

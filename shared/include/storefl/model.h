@@ -87,14 +87,16 @@ int storefl_model_all_finite(const storefl_model *m);
 /* Index of the parameter named name (NUL-terminated or len bytes), or -1. */
 int storefl_model_param_index(const char *name, size_t len);
 
-/* SHA-256 over, for each tensor in order: u32 LE name length, name bytes, u32 LE ndim, each dim
- * as u64 LE, then the float32 values little-endian. Errors: STOREFL_ERR_CRYPTO. */
-int storefl_model_digest(const storefl_model *m, uint8_t out[STOREFL_MODEL_DIGEST_LEN]);
+/* The model digest (named apart from codec.h's storefl_model_digest over a tensor list, which gives
+ * the same bytes for the same model): SHA-256 over, for each tensor in order: u32 LE name length, name bytes,
+ * u32 LE ndim, each dim as u64 LE, then the float32 values little-endian. Errors: STOREFL_ERR_CRYPTO. */
+int storefl_model_sha256(const storefl_model *m, uint8_t out[STOREFL_MODEL_DIGEST_LEN]);
 
 /* Scores candidates (catalogue indices) for a query: scores[i] = logit of candidate i (higher is
  * better; apply a sigmoid for a probability). The catalogue must be finalized and hash into the
  * model's bucket count. Work is O(n * (3d+W) * H) via sgemm, memory O(min(n, 256) * (3d+W)).
- * Errors: STOREFL_ERR_INVALID (bucket mismatch, index out of range), STOREFL_ERR_NOMEM. */
+ * Errors: STOREFL_ERR_INVALID (bucket mismatch, index out of range, history or basket over 4096),
+ * STOREFL_ERR_NOMEM. */
 int storefl_model_score(const storefl_model *m, const storefl_catalog *c, const storefl_query *q,
                         const uint32_t *cands, size_t n, float *scores);
 
