@@ -812,6 +812,15 @@ int storefl_client_request(storefl_client *c, coap_pdu_code_t method, const char
   return send_request(c, method, path, content_format, body, len, etag, etag_len, 0, resp, err, errlen);
 }
 
+int storefl_client_fetch(storefl_client *c, const char *path, const uint8_t *etag, size_t etag_len,
+                         storefl_response *resp, char *err, size_t errlen) {
+  int rc = send_request(c, COAP_REQUEST_CODE_GET, path, -1, NULL, 0, etag, etag_len, 0, resp, err, errlen);
+  if (rc || !etag || !etag_len || resp->code != 205)
+    return rc;
+  storefl_response_free(resp);
+  return send_request(c, COAP_REQUEST_CODE_GET, path, -1, NULL, 0, NULL, 0, 0, resp, err, errlen);
+}
+
 int storefl_client_observe(storefl_client *c, const char *path, storefl_observe_cb cb, void *arg, char *err,
                            size_t errlen) {
   c->obs_cb = cb;

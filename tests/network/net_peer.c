@@ -239,8 +239,10 @@ static int client(int argc, char **argv) {
     return 3;
   }
   storefl_response r;
-  rc = storefl_client_request(c, post ? COAP_REQUEST_CODE_POST : COAP_REQUEST_CODE_GET, path, cf, body, len,
-                              etag_len ? etag : NULL, etag_len, &r, err, sizeof err);
+  if (post)
+    rc = storefl_client_request(c, COAP_REQUEST_CODE_POST, path, cf, body, len, NULL, 0, &r, err, sizeof err);
+  else
+    rc = storefl_client_fetch(c, path, etag_len ? etag : NULL, etag_len, &r, err, sizeof err);
   double t2 = now_ms();
   if (rc) {
     printf("error=%s\n", storefl_strerror(rc));
