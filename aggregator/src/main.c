@@ -20,35 +20,33 @@ static const storefl_command COMMANDS[] = {
 };
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "NAME\n"
-          "  storefl-aggregator - federated averaging of private store updates, with an audit ledger\n"
-          "\n"
-          "SYNOPSIS\n"
-          "  storefl-aggregator [--version] [--help] COMMAND [ARGS...]\n"
-          "  storefl-aggregator help COMMAND\n"
-          "\n"
-          "DESCRIPTION\n"
-          "  Runs the federated averaging rounds. It serves the global model and round\n"
-          "  announcements to store agents over CoAP + DTLS, authenticates each store by its DTLS\n"
-          "  identity, validates and streams their clipped, differentially private updates into\n"
-          "  an exact fixed-point accumulator, and keeps a signed, hash-chained privacy ledger\n"
-          "  that compliance auditors can export and verify.\n"
-          "\n"
-          "COMMANDS\n");
+  fprintf(out, "NAME\n"
+               "  storefl-aggregator - federated averaging of private store updates, with an audit ledger\n"
+               "\n"
+               "SYNOPSIS\n"
+               "  storefl-aggregator [--version] [--help] COMMAND [ARGS...]\n"
+               "  storefl-aggregator help COMMAND\n"
+               "\n"
+               "DESCRIPTION\n"
+               "  Runs the federated averaging rounds. It serves the global model and round\n"
+               "  announcements to store agents over CoAP + DTLS, authenticates each store by its DTLS\n"
+               "  identity, validates and streams their clipped, differentially private updates into\n"
+               "  an exact fixed-point accumulator, and keeps a signed, hash-chained privacy ledger\n"
+               "  that compliance auditors can export and verify.\n"
+               "\n"
+               "COMMANDS\n");
   storefl_cli_print_commands(out, COMMANDS);
-  fprintf(out,
-          "\n"
-          "OPTIONS\n"
-          "  --version   print versions of storefl, libcoap (and its DTLS library), Mbed TLS,\n"
-          "              libcbor, SQLite, OpenBLAS and zlib, then exit\n"
-          "  --help      print this text and exit\n"
-          "\n"
-          "EXIT STATUS\n"
-          "  0 success, 1 failure, 2 usage error, 3 libcoap lacks DTLS with Mbed TLS.\n"
-          "\n"
-          "SEE ALSO\n"
-          "  storefl-agent(1), README.md, protocol/PROTOCOL.md\n");
+  fprintf(out, "\n"
+               "OPTIONS\n"
+               "  --version   print versions of storefl, libcoap (and its DTLS library), Mbed TLS,\n"
+               "              libcbor, SQLite, OpenBLAS and zlib, then exit\n"
+               "  --help      print this text and exit\n"
+               "\n"
+               "EXIT STATUS\n"
+               "  0 success, 1 failure, 2 usage error, 3 libcoap lacks DTLS with Mbed TLS.\n"
+               "\n"
+               "SEE ALSO\n"
+               "  storefl-agent(1), README.md, protocol/PROTOCOL.md\n");
 }
 
 int main(int argc, char **argv) {

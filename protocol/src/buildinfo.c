@@ -21,7 +21,8 @@ int storefl_check_transport(char *err, size_t errlen) {
   const coap_tls_version_t *tls = coap_get_tls_library_version();
   if (!tls || tls->type != COAP_TLS_LIBRARY_MBEDTLS) {
     if (err)
-      snprintf(err, errlen, "libcoap %s uses TLS library type %d, not Mbed TLS; rebuild it with scripts/setup.sh",
+      snprintf(err, errlen,
+               "libcoap %s uses TLS library type %d, not Mbed TLS; rebuild it with scripts/setup.sh",
                coap_package_version(), tls ? (int)tls->type : -1);
     return STOREFL_ERR_INTERNAL;
   }

@@ -1,0 +1,95 @@
+/*
+ * Aggregator configuration (INI, libinih). Every key, its default and meaning: docs/aggregator.md;
+ * example: configs/aggregator.ini.
+ *
+ * Sections read here: [storage], [model], [round], [privacy], [aggregation], [log]. Keys in those
+ * sections that are not known are errors (a typo must not silently fall back to a default). Other
+ * sections (e.g. [server], [dtls] of the transport) are left to their owners and ignored here.
+ */
+#ifndef STOREFL_AGG_CONFIG_H
+#define STOREFL_AGG_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storefl/accum.h"
+#include "storefl/log.h"
+#include "storefl/messages.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define STOREFL_AGG_PATH_MAX 1024
+
+typedef enum storefl_agg_on_short {
+  STOREFL_AGG_EXTEND = 1,  /* deadline reached below min participants: extend the deadline */
+  STOREFL_AGG_ABANDON = 2, /* ... abandon the round (nothing applied), open the next one */
+} storefl_agg_on_short;
+
+typedef enum storefl_agg_optimizer {
+  STOREFL_AGG_FEDAVG = 1, /* theta += server_lr * mean(delta) */
+  STOREFL_AGG_FEDADAM = 2 /* Reddi et al. 2021, "Adaptive Federated Optimization" */
+} storefl_agg_optimizer;
+
+typedef struct storefl_agg_config {
+  /* [storage] */
+  char db_path[STOREFL_AGG_PATH_MAX]; /* SQLite file (WAL, synchronous=FULL) */
+  uint32_t keep_models;               /* model versions kept (>= 1); older ones pruned at close */
+  /* [model] initial model when the database has none */
+  char arch[STOREFL_MAX_ID_LEN + 1];
+  uint32_t n_tensors;
+  storefl_accum_tensor tensors[STOREFL_MAX_TENSORS];
+  uint64_t init_seed; /* deterministic initial weights: uniform(-init_scale, init_scale) */
+  double init_scale;
+  /* [round] */
+  uint32_t min_participants, target_participants;
+  uint32_t max_participants; /* hard cap of accepted updates per round (bounds the accumulator range) */
+  int64_t duration_ms;       /* deadline = opened + duration */
+  double participation_q;    /* < 1 claims amplification: the round closes on its deadline only */
+  storefl_agg_on_short on_short;
+  uint32_t max_extensions; /* with EXTEND: after this many, abandon */
+  uint64_t total_rounds;   /* 0 = no limit; after the last one the state is IDLE */
+  uint32_t local_steps;
+  double local_lr;
+  storefl_dtype upload_dtype;
+  uint64_t max_upload_bytes;
+  /* [privacy] */
+  storefl_privacy_mode mode;
+  double clip_norm;        /* C */
+  double noise_multiplier; /* sigma */
+  double delta;
+  double clip_tolerance; /* relative slack on C for quantization error (e.g. 0.01) */
+  /* [aggregation] */
+  uint64_t weight_cap; /* per-store weight = min(num_examples, weight_cap) */
+  int scale_bits;      /* fixed-point grid 2^-scale_bits */
+  storefl_agg_optimizer optimizer;
+  double server_lr;
+  double adam_beta1, adam_beta2, adam_tau;
+  /* [log] */
+  storefl_log_level log_level;
+} storefl_agg_config;
+
+/* Fills every field with its documented default (the model spec is empty: it must be configured). */
+void storefl_agg_config_defaults(storefl_agg_config *cfg);
+
+/* Reads path over the defaults already in cfg and validates the result. On error writes a message
+ * naming the line/key into err (if errlen > 0). STOREFL_ERR_IO (cannot read), STOREFL_ERR_INVALID. */
+int storefl_agg_config_load(const char *path, storefl_agg_config *cfg, char *err, size_t errlen);
+
+/* Same from an in-memory INI text (tests). */
+int storefl_agg_config_load_string(const char *text, storefl_agg_config *cfg, char *err, size_t errlen);
+
+/* Checks ranges and consistency (min <= target <= max participants, grid range cannot overflow for
+ * the largest acceptable update, ...). STOREFL_ERR_INVALID with a message. */
+int storefl_agg_config_validate(const storefl_agg_config *cfg, char *err, size_t errlen);
+
+/* Largest L2 norm an update may have in this configuration: C*(1+tol) in central mode; in local mode
+ * C*(1+tol) + sigma*C*(sqrt(d)+10), a bound the agent's Gaussian noise exceeds with probability
+ * below exp(-50) (concentration of the chi distribution). d = number of coordinates. */
+double storefl_agg_config_norm_bound(const storefl_agg_config *cfg, uint64_t d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

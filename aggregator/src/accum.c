@@ -1,0 +1,340 @@
+/* Exact fixed-point accumulation of weighted updates (see storefl/accum.h). */
+#include "storefl/accum.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storefl/error.h"
+
+/* Contributions must stay below 2^51 so that the "add 1.5 * 2^52" rounding trick (which needs
+ * |v| < 2^51) is exact, and below INT64_MAX / max_updates so that no sum can overflow. */
+#define ACC_MAGIC 6755399441055744.0 /* 1.5 * 2^52 */
+#define ACC_MAX_CONTRIB ((int64_t)1 << 51)
+/* Weights above 2^20 would make x * w * 2^S inexact for int8 values (8 + 24 + 20 = 52 bits). */
+#define ACC_MAX_WEIGHT ((uint64_t)1 << 20)
+
+struct storefl_accum {
+  uint32_t n_tensors;
+  storefl_accum_tensor tensors[STOREFL_MAX_TENSORS];
+  size_t numel[STOREFL_MAX_TENSORS];
+  size_t offset[STOREFL_MAX_TENSORS];
+  size_t total;
+  int scale_bits;
+  uint32_t max_updates;
+  uint32_t count;
+  uint64_t weight;
+  int64_t limit;
+  int64_t *sums;
+};
+
+static float g_half_table[65536];
+static pthread_once_t g_half_once = PTHREAD_ONCE_INIT;
+
+static float half_to_float(uint16_t h) {
+  int sign = h >> 15, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+  float v;
+  if (exp == 0)
+    v = ldexpf((float)man, -24); /* subnormal (and zero) */
+  else if (exp == 31)
+    v = man ? NAN : INFINITY;
+  else
+    v = ldexpf((float)(man | 0x400), exp - 25);
+  return sign ? -v : v;
+}
+
+static void half_table_init(void) {
+  for (uint32_t i = 0; i < 65536; i++)
+    g_half_table[i] = half_to_float((uint16_t)i);
+}
+
+static size_t dtype_size(storefl_dtype t) {
+  switch (t) {
+  case STOREFL_DTYPE_F32:
+    return 4;
+  case STOREFL_DTYPE_F16:
+    return 2;
+  case STOREFL_DTYPE_I8:
+    return 1;
+  }
+  return 0;
+}
+
+static int shape_numel(uint32_t ndim, const uint64_t *shape, size_t *out) {
+  if (ndim > STOREFL_MAX_DIMS)
+    return STOREFL_ERR_INVALID;
+  uint64_t n = 1;
+  for (uint32_t i = 0; i < ndim; i++) {
+    if (shape[i] != 0 && n > ((uint64_t)1 << 31) / shape[i])
+      return STOREFL_ERR_INVALID;
+    n *= shape[i];
+  }
+  if (n > ((uint64_t)1 << 31))
+    return STOREFL_ERR_INVALID;
+  *out = (size_t)n;
+  return STOREFL_OK;
+}
+
+int storefl_accum_create(const storefl_accum_tensor *tensors, uint32_t n_tensors, int scale_bits,
+                         uint32_t max_updates, storefl_accum **out) {
+  if (!tensors || !out || n_tensors == 0 || n_tensors > STOREFL_MAX_TENSORS || scale_bits < 1 ||
+      scale_bits > 60 || max_updates == 0)
+    return STOREFL_ERR_INVALID;
+  pthread_once(&g_half_once, half_table_init);
+  storefl_accum *a = calloc(1, sizeof *a);
+  if (!a)
+    return STOREFL_ERR_NOMEM;
+  a->n_tensors = n_tensors;
+  a->scale_bits = scale_bits;
+  a->max_updates = max_updates;
+  int64_t lim = INT64_MAX / (int64_t)max_updates;
+  a->limit = lim < ACC_MAX_CONTRIB - 1 ? lim : ACC_MAX_CONTRIB - 1;
+  for (uint32_t t = 0; t < n_tensors; t++) {
+    a->tensors[t] = tensors[t];
+    a->tensors[t].name[STOREFL_MAX_ID_LEN] = '\0';
+    if (a->tensors[t].name[0] == '\0' || shape_numel(tensors[t].ndim, tensors[t].shape, &a->numel[t]) != 0 ||
+        a->total + a->numel[t] > ((size_t)1 << 31)) {
+      free(a);
+      return STOREFL_ERR_INVALID;
+    }
+    a->offset[t] = a->total;
+    a->total += a->numel[t];
+  }
+  a->sums = calloc(a->total ? a->total : 1, sizeof *a->sums);
+  if (!a->sums) {
+    free(a);
+    return STOREFL_ERR_NOMEM;
+  }
+  *out = a;
+  return STOREFL_OK;
+}
+
+void storefl_accum_free(storefl_accum *acc) {
+  if (!acc)
+    return;
+  free(acc->sums);
+  free(acc);
+}
+
+static int match_tensor(const storefl_accum *a, uint32_t t, const storefl_tensor *u) {
+  const storefl_accum_tensor *m = &a->tensors[t];
+  size_t nlen = strlen(m->name);
+  if (!u->name.ptr || u->name.len != nlen || memcmp(u->name.ptr, m->name, nlen) != 0 || u->ndim != m->ndim)
+    return STOREFL_ERR_INVALID;
+  for (uint32_t d = 0; d < m->ndim; d++)
+    if (u->shape[d] != m->shape[d])
+      return STOREFL_ERR_INVALID;
+  size_t es = dtype_size(u->dtype);
+  if (es == 0)
+    return STOREFL_ERR_FORMAT;
+  if (u->nbytes != a->numel[t] * es || (a->numel[t] > 0 && !u->data))
+    return STOREFL_ERR_INVALID;
+  if (u->dtype == STOREFL_DTYPE_I8 && !(isfinite(u->scale) && u->scale > 0.0f))
+    return STOREFL_ERR_NONFINITE;
+  return STOREFL_OK;
+}
+
+/* Sum of squares and max |x| of one tensor; a NaN/Inf makes ss non-finite. Four partial sums give
+ * instruction-level parallelism; their order is fixed, so the result is deterministic. */
+static void tensor_stats(const storefl_tensor *u, size_t n, double *ss_out, double *max_out) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  float mx = 0.0f;
+  size_t i = 0;
+  if (u->dtype == STOREFL_DTYPE_F32) {
+    const uint8_t *p = u->data;
+    for (; i + 4 <= n; i += 4) {
+      float v[4];
+      memcpy(v, p + 4 * i, sizeof v);
+      s0 += (double)v[0] * v[0];
+      s1 += (double)v[1] * v[1];
+      s2 += (double)v[2] * v[2];
+      s3 += (double)v[3] * v[3];
+      for (int k = 0; k < 4; k++)
+        mx = fabsf(v[k]) > mx ? fabsf(v[k]) : mx;
+    }
+    for (; i < n; i++) {
+      float v;
+      memcpy(&v, p + 4 * i, sizeof v);
+      s0 += (double)v * v;
+      mx = fabsf(v) > mx ? fabsf(v) : mx;
+    }
+  } else if (u->dtype == STOREFL_DTYPE_F16) {
+    const uint8_t *p = u->data;
+    for (; i < n; i++) {
+      uint16_t h = (uint16_t)(p[2 * i] | (p[2 * i + 1] << 8));
+      float v = g_half_table[h];
+      s0 += (double)v * v;
+      mx = fabsf(v) > mx ? fabsf(v) : mx;
+    }
+  } else {
+    const int8_t *q = (const int8_t *)u->data;
+    int64_t sq = 0;
+    int qm = 0;
+    for (; i < n; i++) {
+      int v = q[i];
+      sq += v * v;
+      qm = abs(v) > qm ? abs(v) : qm;
+    }
+    double sc = (double)u->scale;
+    *ss_out = sc * sc * (double)sq;
+    *max_out = sc * qm;
+    return;
+  }
+  *ss_out = (s0 + s1) + (s2 + s3);
+  *max_out = mx;
+}
+
+int storefl_accum_check(const storefl_accum *acc, const storefl_tensor *tensors, uint32_t n_tensors,
+                        storefl_accum_stats *stats) {
+  if (!acc || (!tensors && n_tensors))
+    return STOREFL_ERR_INVALID;
+  if (n_tensors != acc->n_tensors)
+    return STOREFL_ERR_INVALID;
+  for (uint32_t t = 0; t < n_tensors; t++) {
+    int rc = match_tensor(acc, t, &tensors[t]);
+    if (rc)
+      return rc;
+  }
+  double ss = 0, mx = 0;
+  for (uint32_t t = 0; t < n_tensors; t++) {
+    double s, m;
+    tensor_stats(&tensors[t], acc->numel[t], &s, &m);
+    if (!isfinite(s))
+      return STOREFL_ERR_NONFINITE;
+    ss += s;
+    mx = m > mx ? m : mx;
+  }
+  if (!isfinite(ss))
+    return STOREFL_ERR_NONFINITE; /* finite values whose squares overflow: certainly too large */
+  if (stats) {
+    stats->l2_norm = sqrt(ss);
+    stats->max_abs = mx;
+    stats->numel = acc->total;
+  }
+  return STOREFL_OK;
+}
+
+/* x * w * 2^S for float values x: exact in double (24 + 20 bits), then rounded half-to-even by the
+ * magic-number addition; the integer is read from the low mantissa bits (valid for |v| < 2^51). */
+static inline int64_t round_bits(double v) {
+  double r = v + ACC_MAGIC;
+  int64_t bits, magic_bits;
+  const double m = ACC_MAGIC;
+  memcpy(&bits, &r, sizeof bits);
+  memcpy(&magic_bits, &m, sizeof magic_bits);
+  return bits - magic_bits;
+}
+
+static void add_f32(int64_t *restrict sums, const uint8_t *restrict p, size_t n, double ws) {
+  for (size_t i = 0; i < n; i++) {
+    float v;
+    memcpy(&v, p + 4 * i, sizeof v);
+    sums[i] += round_bits((double)v * ws);
+  }
+}
+
+static void add_f16(int64_t *restrict sums, const uint8_t *restrict p, size_t n, double ws) {
+  for (size_t i = 0; i < n; i++) {
+    uint16_t h = (uint16_t)(p[2 * i] | (p[2 * i + 1] << 8));
+    sums[i] += round_bits((double)g_half_table[h] * ws);
+  }
+}
+
+static void add_i8(int64_t *restrict sums, const uint8_t *restrict p, size_t n, double ws, float scale) {
+  int64_t table[256];
+  for (int q = -128; q < 128; q++)
+    table[(uint8_t)q] = round_bits((double)q * (double)scale * ws);
+  for (size_t i = 0; i < n; i++)
+    sums[i] += table[p[i]];
+}
+
+int storefl_accum_add(storefl_accum *acc, const storefl_tensor *tensors, uint32_t n_tensors,
+                      uint64_t weight) {
+  storefl_accum_stats st;
+  int rc = storefl_accum_check(acc, tensors, n_tensors, &st);
+  if (rc)
+    return rc;
+  return storefl_accum_add_checked(acc, tensors, n_tensors, weight, &st);
+}
+
+int storefl_accum_range_ok(const storefl_accum *acc, const storefl_accum_stats *st, uint64_t weight) {
+  if (weight == 0 || weight > ACC_MAX_WEIGHT)
+    return STOREFL_ERR_INVALID;
+  double ws = ldexp((double)weight, acc->scale_bits);
+  /* |x| <= max_abs for every coordinate and rounding is monotone, so this bounds every contribution. */
+  if (!(st->max_abs * ws <= (double)acc->limit))
+    return STOREFL_ERR_INVALID;
+  return STOREFL_OK;
+}
+
+int storefl_accum_add_checked(storefl_accum *acc, const storefl_tensor *tensors, uint32_t n_tensors,
+                              uint64_t weight, const storefl_accum_stats *stats) {
+  if (!acc || !stats || n_tensors != acc->n_tensors)
+    return STOREFL_ERR_INVALID;
+  int rc = storefl_accum_range_ok(acc, stats, weight);
+  if (rc)
+    return rc;
+  if (acc->count >= acc->max_updates)
+    return STOREFL_ERR_UNAVAILABLE;
+  double ws = ldexp((double)weight, acc->scale_bits);
+  for (uint32_t t = 0; t < n_tensors; t++) {
+    const storefl_tensor *u = &tensors[t];
+    int64_t *s = acc->sums + acc->offset[t];
+    size_t n = acc->numel[t];
+    if (u->dtype == STOREFL_DTYPE_F32)
+      add_f32(s, u->data, n, ws);
+    else if (u->dtype == STOREFL_DTYPE_F16)
+      add_f16(s, u->data, n, ws);
+    else
+      add_i8(s, u->data, n, ws, u->scale);
+  }
+  acc->count++;
+  acc->weight += weight;
+  return STOREFL_OK;
+}
+
+uint32_t storefl_accum_count(const storefl_accum *acc) {
+  return acc->count;
+}
+uint64_t storefl_accum_weight(const storefl_accum *acc) {
+  return acc->weight;
+}
+size_t storefl_accum_numel(const storefl_accum *acc) {
+  return acc->total;
+}
+int storefl_accum_scale_bits(const storefl_accum *acc) {
+  return acc->scale_bits;
+}
+const int64_t *storefl_accum_sums(const storefl_accum *acc) {
+  return acc->sums;
+}
+int64_t *storefl_accum_sums_mut(storefl_accum *acc) {
+  return acc->sums;
+}
+int64_t storefl_accum_limit(const storefl_accum *acc) {
+  return acc->limit;
+}
+
+void storefl_accum_reset(storefl_accum *acc) {
+  memset(acc->sums, 0, acc->total * sizeof *acc->sums);
+  acc->count = 0;
+  acc->weight = 0;
+}
+
+int storefl_accum_mean(const storefl_accum *acc, double *out) {
+  if (!acc || !out || acc->weight == 0)
+    return STOREFL_ERR_INVALID;
+  double denom = ldexp((double)acc->weight, acc->scale_bits);
+  for (size_t i = 0; i < acc->total; i++)
+    out[i] = (double)acc->sums[i] / denom;
+  return STOREFL_OK;
+}
+
+int storefl_accum_quantize(double x, int scale_bits, int64_t *q) {
+  double v = ldexp(x, scale_bits);
+  if (!isfinite(v) || fabs(v) >= 9.2e18)
+    return STOREFL_ERR_INVALID;
+  *q = (int64_t)nearbyint(v);
+  return STOREFL_OK;
+}

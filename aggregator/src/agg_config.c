@@ -1,0 +1,339 @@
+/* Aggregator INI configuration (see storefl/agg_config.h, docs/aggregator.md). */
+#include "storefl/agg_config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storefl/codec.h"
+#include "storefl/error.h"
+
+void storefl_agg_config_defaults(storefl_agg_config *c) {
+  memset(c, 0, sizeof *c);
+  snprintf(c->db_path, sizeof c->db_path, "aggregator.db");
+  c->keep_models = 5;
+  snprintf(c->arch, sizeof c->arch, "wide-deep-v1");
+  c->init_seed = 1;
+  c->init_scale = 0.01;
+  c->min_participants = 2;
+  c->target_participants = 100;
+  c->max_participants = 1000;
+  c->duration_ms = 600000;
+  c->participation_q = 1.0;
+  c->on_short = STOREFL_AGG_EXTEND;
+  c->max_extensions = 3;
+  c->total_rounds = 0;
+  c->local_steps = 10;
+  c->local_lr = 0.05;
+  c->upload_dtype = STOREFL_DTYPE_I8;
+  c->max_upload_bytes = 8u << 20;
+  c->mode = STOREFL_PRIVACY_LOCAL;
+  c->clip_norm = 1.0;
+  c->noise_multiplier = 1.0;
+  c->delta = 1e-6;
+  c->clip_tolerance = 0.01;
+  c->weight_cap = 1000;
+  c->scale_bits = 24;
+  c->optimizer = STOREFL_AGG_FEDAVG;
+  c->server_lr = 1.0;
+  c->adam_beta1 = 0.9;
+  c->adam_beta2 = 0.99;
+  c->adam_tau = 1e-3;
+  c->log_level = STOREFL_LOG_INFO;
+}
+
+typedef struct parse_ctx {
+  storefl_agg_config *cfg;
+  char *err;
+  size_t errlen;
+  int failed;
+} parse_ctx;
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || errlen == 0)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+static int parse_u64(const char *v, uint64_t *out) {
+  if (!*v || *v == '-')
+    return -1;
+  char *end;
+  errno = 0;
+  unsigned long long x = strtoull(v, &end, 0);
+  if (errno || *end)
+    return -1;
+  *out = x;
+  return 0;
+}
+
+static int parse_u32(const char *v, uint32_t *out) {
+  uint64_t x;
+  if (parse_u64(v, &x) || x > UINT32_MAX)
+    return -1;
+  *out = (uint32_t)x;
+  return 0;
+}
+
+static int parse_double(const char *v, double *out) {
+  char *end;
+  errno = 0;
+  double x = strtod(v, &end);
+  if (errno || *end || !*v || !isfinite(x))
+    return -1;
+  *out = x;
+  return 0;
+}
+
+/* "item_emb:16384x32" -> name and shape. */
+static int parse_tensor(const char *v, storefl_accum_tensor *t) {
+  const char *colon = strchr(v, ':');
+  if (!colon || colon == v || (size_t)(colon - v) > STOREFL_MAX_ID_LEN)
+    return -1;
+  memset(t, 0, sizeof *t);
+  memcpy(t->name, v, (size_t)(colon - v));
+  const char *p = colon + 1;
+  while (*p) {
+    if (t->ndim == STOREFL_MAX_DIMS)
+      return -1;
+    char *end;
+    errno = 0;
+    if (*p < '0' || *p > '9')
+      return -1;
+    unsigned long long d = strtoull(p, &end, 10);
+    if (errno || d == 0 || d > (1u << 31))
+      return -1;
+    t->shape[t->ndim++] = d;
+    p = end;
+    if (*p == 'x')
+      p++;
+    else if (*p)
+      return -1;
+  }
+  return t->ndim ? 0 : -1;
+}
+
+#define KEY(s, k) (strcmp(section, s) == 0 && strcmp(name, k) == 0)
+
+static int handler(void *user, const char *section, const char *name, const char *value) {
+  parse_ctx *pc = user;
+  storefl_agg_config *c = pc->cfg;
+  int bad = 0;
+  if (KEY("storage", "db")) {
+    bad = strlen(value) >= sizeof c->db_path || !*value;
+    if (!bad)
+      snprintf(c->db_path, sizeof c->db_path, "%s", value);
+  } else if (KEY("storage", "keep_models"))
+    bad = parse_u32(value, &c->keep_models);
+  else if (KEY("model", "arch")) {
+    bad = strlen(value) > STOREFL_MAX_ID_LEN || !*value;
+    if (!bad)
+      snprintf(c->arch, sizeof c->arch, "%s", value);
+  } else if (KEY("model", "tensor")) {
+    bad = c->n_tensors >= STOREFL_MAX_TENSORS || parse_tensor(value, &c->tensors[c->n_tensors]);
+    if (!bad)
+      c->n_tensors++;
+  } else if (KEY("model", "init_seed"))
+    bad = parse_u64(value, &c->init_seed);
+  else if (KEY("model", "init_scale"))
+    bad = parse_double(value, &c->init_scale);
+  else if (KEY("round", "min_participants"))
+    bad = parse_u32(value, &c->min_participants);
+  else if (KEY("round", "target_participants"))
+    bad = parse_u32(value, &c->target_participants);
+  else if (KEY("round", "max_participants"))
+    bad = parse_u32(value, &c->max_participants);
+  else if (KEY("round", "duration_s")) {
+    double d;
+    bad = parse_double(value, &d) || d <= 0 || d > 1e9;
+    if (!bad)
+      c->duration_ms = (int64_t)llround(d * 1000.0);
+  } else if (KEY("round", "participation_q"))
+    bad = parse_double(value, &c->participation_q);
+  else if (KEY("round", "on_short")) {
+    if (strcmp(value, "extend") == 0)
+      c->on_short = STOREFL_AGG_EXTEND;
+    else if (strcmp(value, "abandon") == 0)
+      c->on_short = STOREFL_AGG_ABANDON;
+    else
+      bad = 1;
+  } else if (KEY("round", "max_extensions"))
+    bad = parse_u32(value, &c->max_extensions);
+  else if (KEY("round", "total_rounds"))
+    bad = parse_u64(value, &c->total_rounds);
+  else if (KEY("round", "local_steps"))
+    bad = parse_u32(value, &c->local_steps);
+  else if (KEY("round", "local_lr"))
+    bad = parse_double(value, &c->local_lr);
+  else if (KEY("round", "upload_dtype"))
+    bad = storefl_dtype_parse(value, &c->upload_dtype) != 0;
+  else if (KEY("round", "max_upload_bytes"))
+    bad = parse_u64(value, &c->max_upload_bytes);
+  else if (KEY("privacy", "mode")) {
+    if (strcmp(value, "local") == 0)
+      c->mode = STOREFL_PRIVACY_LOCAL;
+    else if (strcmp(value, "central") == 0)
+      c->mode = STOREFL_PRIVACY_CENTRAL;
+    else
+      bad = 1;
+  } else if (KEY("privacy", "clip_norm"))
+    bad = parse_double(value, &c->clip_norm);
+  else if (KEY("privacy", "noise_multiplier"))
+    bad = parse_double(value, &c->noise_multiplier);
+  else if (KEY("privacy", "delta"))
+    bad = parse_double(value, &c->delta);
+  else if (KEY("privacy", "clip_tolerance"))
+    bad = parse_double(value, &c->clip_tolerance);
+  else if (KEY("aggregation", "weight_cap"))
+    bad = parse_u64(value, &c->weight_cap);
+  else if (KEY("aggregation", "scale_bits")) {
+    uint32_t b;
+    bad = parse_u32(value, &b) || b > 60;
+    if (!bad)
+      c->scale_bits = (int)b;
+  } else if (KEY("aggregation", "optimizer")) {
+    if (strcmp(value, "fedavg") == 0)
+      c->optimizer = STOREFL_AGG_FEDAVG;
+    else if (strcmp(value, "fedadam") == 0)
+      c->optimizer = STOREFL_AGG_FEDADAM;
+    else
+      bad = 1;
+  } else if (KEY("aggregation", "server_lr"))
+    bad = parse_double(value, &c->server_lr);
+  else if (KEY("aggregation", "adam_beta1"))
+    bad = parse_double(value, &c->adam_beta1);
+  else if (KEY("aggregation", "adam_beta2"))
+    bad = parse_double(value, &c->adam_beta2);
+  else if (KEY("aggregation", "adam_tau"))
+    bad = parse_double(value, &c->adam_tau);
+  else if (KEY("log", "level"))
+    bad = storefl_log_parse_level(value, &c->log_level) != 0;
+  else if (strcmp(section, "storage") == 0 || strcmp(section, "model") == 0 ||
+           strcmp(section, "round") == 0 || strcmp(section, "privacy") == 0 ||
+           strcmp(section, "aggregation") == 0 || strcmp(section, "log") == 0) {
+    set_err(pc->err, pc->errlen, "unknown key [%s] %s", section, name);
+    pc->failed = 1;
+    return 0;
+  }
+  if (bad) {
+    set_err(pc->err, pc->errlen, "bad value for [%s] %s: '%s'", section, name, value);
+    pc->failed = 1;
+    return 0;
+  }
+  return 1;
+}
+
+static int finish(parse_ctx *pc, int rc) {
+  if (pc->failed) {
+    /* inih reports the first failing line as its return value. */
+    if (pc->err && pc->errlen && rc > 0) {
+      char msg[512];
+      snprintf(msg, sizeof msg, "%s", pc->err);
+      set_err(pc->err, pc->errlen, "line %d: %s", rc, msg);
+    }
+    return STOREFL_ERR_INVALID;
+  }
+  if (rc < 0)
+    return STOREFL_ERR_IO;
+  if (rc > 0) {
+    set_err(pc->err, pc->errlen, "line %d: syntax error", rc);
+    return STOREFL_ERR_INVALID;
+  }
+  return storefl_agg_config_validate(pc->cfg, pc->err, pc->errlen);
+}
+
+int storefl_agg_config_load(const char *path, storefl_agg_config *cfg, char *err, size_t errlen) {
+  parse_ctx pc = {cfg, err, errlen, 0};
+  int rc = ini_parse(path, handler, &pc);
+  if (rc == -1)
+    set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+  return finish(&pc, rc);
+}
+
+int storefl_agg_config_load_string(const char *text, storefl_agg_config *cfg, char *err, size_t errlen) {
+  parse_ctx pc = {cfg, err, errlen, 0};
+  return finish(&pc, ini_parse_string(text, handler, &pc));
+}
+
+double storefl_agg_config_norm_bound(const storefl_agg_config *c, uint64_t d) {
+  double b = c->clip_norm * (1.0 + c->clip_tolerance);
+  if (c->mode == STOREFL_PRIVACY_LOCAL)
+    b += c->noise_multiplier * c->clip_norm * (sqrt((double)d) + 10.0);
+  return b;
+}
+
+int storefl_agg_config_validate(const storefl_agg_config *c, char *err, size_t errlen) {
+#define FAIL(...)                                                                                            \
+  do {                                                                                                       \
+    set_err(err, errlen, __VA_ARGS__);                                                                       \
+    return STOREFL_ERR_INVALID;                                                                              \
+  } while (0)
+  if (c->n_tensors == 0)
+    FAIL("[model] needs at least one 'tensor = name:DIMxDIM' line");
+  uint64_t d = 0;
+  for (uint32_t i = 0; i < c->n_tensors; i++) {
+    uint64_t n;
+    if (storefl_shape_numel(c->tensors[i].ndim, c->tensors[i].shape, &n) || n == 0)
+      FAIL("[model] tensor %s: bad shape", c->tensors[i].name);
+    for (uint32_t j = 0; j < i; j++)
+      if (strcmp(c->tensors[i].name, c->tensors[j].name) == 0)
+        FAIL("[model] tensor %s declared twice", c->tensors[i].name);
+    d += n;
+  }
+  if (d > ((uint64_t)1 << 31))
+    FAIL("[model] more than 2^31 parameters");
+  if (!(c->init_scale >= 0))
+    FAIL("[model] init_scale must be >= 0");
+  if (c->keep_models < 1)
+    FAIL("[storage] keep_models must be >= 1");
+  if (c->min_participants < 1 || c->min_participants > c->target_participants ||
+      c->target_participants > c->max_participants || c->max_participants > STOREFL_MAX_PARTICIPANTS)
+    FAIL("[round] need 1 <= min_participants <= target_participants <= max_participants <= %d",
+         STOREFL_MAX_PARTICIPANTS);
+  if (c->duration_ms <= 0)
+    FAIL("[round] duration_s must be > 0");
+  if (!(c->participation_q > 0 && c->participation_q <= 1))
+    FAIL("[round] participation_q must be in (0, 1]");
+  if (c->max_upload_bytes < 64 || c->max_upload_bytes > ((uint64_t)1 << 32))
+    FAIL("[round] max_upload_bytes must be in [64, 2^32]");
+  if (!(c->local_lr > 0))
+    FAIL("[round] local_lr must be > 0");
+  if (!(c->clip_norm > 0))
+    FAIL("[privacy] clip_norm must be > 0");
+  if (!(c->noise_multiplier >= 0))
+    FAIL("[privacy] noise_multiplier must be >= 0");
+  if (!(c->delta > 0 && c->delta < 1))
+    FAIL("[privacy] delta must be in (0, 1)");
+  if (!(c->clip_tolerance >= 0 && c->clip_tolerance <= 1))
+    FAIL("[privacy] clip_tolerance must be in [0, 1]");
+  if (c->weight_cap < 1 || c->weight_cap > ((uint64_t)1 << 20))
+    FAIL("[aggregation] weight_cap must be in [1, 2^20] (keeps x*w*2^S exact in double)");
+  if (c->scale_bits < 1 || c->scale_bits > 60)
+    FAIL("[aggregation] scale_bits must be in [1, 60]");
+  if (!(c->server_lr > 0))
+    FAIL("[aggregation] server_lr must be > 0");
+  if (c->optimizer == STOREFL_AGG_FEDADAM && !(c->adam_beta1 >= 0 && c->adam_beta1 < 1 &&
+                                               c->adam_beta2 >= 0 && c->adam_beta2 < 1 && c->adam_tau > 0))
+    FAIL("[aggregation] need 0 <= adam_beta1, adam_beta2 < 1 and adam_tau > 0");
+  /* The largest acceptable coordinate is the norm bound; with the largest weight it must stay inside the
+   * accumulator's per-contribution limit, or valid updates would be rejected as out of range. */
+  int64_t lim = INT64_MAX / (int64_t)c->max_participants;
+  if (lim > ((int64_t)1 << 51) - 1)
+    lim = ((int64_t)1 << 51) - 1;
+  double worst = ldexp(storefl_agg_config_norm_bound(c, d) * (double)c->weight_cap, c->scale_bits);
+  if (!(worst <= (double)lim))
+    FAIL("[aggregation] scale_bits %d too fine: norm bound %.6g x weight_cap %llu x 2^%d exceeds the "
+         "accumulator range %lld; lower scale_bits or weight_cap",
+         c->scale_bits, storefl_agg_config_norm_bound(c, d), (unsigned long long)c->weight_cap, c->scale_bits,
+         (long long)lim);
+  return STOREFL_OK;
+#undef FAIL
+}

@@ -1,0 +1,285 @@
+/* Tensor helpers of codec.h: element sizes, float16, dequantization, packing, model digest. */
+#include <math.h>
+#include <mbedtls/sha256.h>
+#include <string.h>
+
+#include "storefl/codec.h"
+#include "storefl/error.h"
+
+size_t storefl_dtype_size(storefl_dtype dtype) {
+  switch (dtype) {
+  case STOREFL_DTYPE_F32:
+    return 4;
+  case STOREFL_DTYPE_F16:
+    return 2;
+  case STOREFL_DTYPE_I8:
+    return 1;
+  }
+  return 0;
+}
+
+const char *storefl_dtype_name(storefl_dtype dtype) {
+  switch (dtype) {
+  case STOREFL_DTYPE_F32:
+    return "f32";
+  case STOREFL_DTYPE_F16:
+    return "f16";
+  case STOREFL_DTYPE_I8:
+    return "i8";
+  }
+  return NULL;
+}
+
+int storefl_dtype_parse(const char *name, storefl_dtype *out) {
+  static const storefl_dtype all[] = {STOREFL_DTYPE_F32, STOREFL_DTYPE_F16, STOREFL_DTYPE_I8};
+  if (!name)
+    return STOREFL_ERR_FORMAT;
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+    if (strcmp(name, storefl_dtype_name(all[i])) == 0) {
+      *out = all[i];
+      return STOREFL_OK;
+    }
+  }
+  return STOREFL_ERR_FORMAT;
+}
+
+int storefl_shape_numel(uint32_t ndim, const uint64_t *shape, uint64_t *numel) {
+  if (ndim > STOREFL_MAX_DIMS || (ndim && !shape))
+    return STOREFL_ERR_INVALID;
+  uint64_t n = 1;
+  int zero = 0;
+  for (uint32_t i = 0; i < ndim; i++)
+    zero |= shape[i] == 0;
+  if (zero) {
+    *numel = 0;
+    return STOREFL_OK;
+  }
+  for (uint32_t i = 0; i < ndim; i++) {
+    if (n > UINT64_MAX / shape[i])
+      return STOREFL_ERR_INVALID;
+    n *= shape[i];
+  }
+  if (n > SIZE_MAX)
+    return STOREFL_ERR_INVALID;
+  *numel = n;
+  return STOREFL_OK;
+}
+
+int storefl_tensor_numel(const storefl_tensor *t, uint64_t *numel) {
+  return storefl_shape_numel(t->ndim, t->shape, numel);
+}
+
+uint16_t storefl_f32_to_f16(float f) {
+  uint32_t x;
+  memcpy(&x, &f, sizeof x);
+  uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+  uint32_t exp = (x >> 23) & 0xffu;
+  uint32_t man = x & 0x7fffffu;
+  if (exp == 0xff) /* Inf stays Inf; NaN keeps its top payload bits and stays quiet-or-not NaN */
+    return (uint16_t)(sign | 0x7c00u | (man ? 0x200u | (man >> 13) : 0));
+  int32_t e = (int32_t)exp - 127 + 15;
+  if (e >= 31)
+    return (uint16_t)(sign | 0x7c00u);
+  if (e <= 0) {
+    if (e < -10) /* below half the smallest subnormal: rounds to zero */
+      return sign;
+    uint32_t m = man | 0x800000u;
+    uint32_t shift = (uint32_t)(14 - e);
+    uint32_t q = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (q & 1)))
+      q++; /* may carry into the smallest normal, which is the right encoding */
+    return (uint16_t)(sign | q);
+  }
+  uint32_t q = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (q & 1)))
+    q++; /* a carry out of the mantissa bumps the exponent, up to Inf (0x7c00) */
+  return (uint16_t)(sign | q);
+}
+
+float storefl_f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t man = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0) {
+    if (man == 0) {
+      bits = sign;
+    } else { /* subnormal: normalise */
+      exp = 127 - 15 + 1;
+      while (!(man & 0x400u)) {
+        man <<= 1;
+        exp--;
+      }
+      bits = sign | (exp << 23) | ((man & 0x3ffu) << 13);
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7f800000u | (man << 13);
+  } else {
+    bits = sign | ((exp + 112) << 23) | (man << 13);
+  }
+  float f;
+  memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+float storefl_tensor_get(const storefl_tensor *t, size_t i) {
+  switch (t->dtype) {
+  case STOREFL_DTYPE_F32: {
+    float f;
+    memcpy(&f, t->data + 4 * i, 4);
+    return f;
+  }
+  case STOREFL_DTYPE_F16:
+    return storefl_f16_to_f32((uint16_t)(t->data[2 * i] | (t->data[2 * i + 1] << 8)));
+  case STOREFL_DTYPE_I8:
+    return (float)(int8_t)t->data[i] * t->scale;
+  }
+  return 0.0f;
+}
+
+int storefl_tensor_to_f32(const storefl_tensor *t, float *dst, size_t n) {
+  uint64_t numel;
+  int rc = storefl_tensor_numel(t, &numel);
+  if (rc)
+    return rc;
+  size_t es = storefl_dtype_size(t->dtype);
+  if (!es)
+    return STOREFL_ERR_FORMAT;
+  if (numel != n || n * es != t->nbytes)
+    return STOREFL_ERR_INVALID;
+  if (n == 0)
+    return STOREFL_OK;
+  switch (t->dtype) {
+  case STOREFL_DTYPE_F32: /* wire is little-endian, as is every platform we build for */
+    memcpy(dst, t->data, n * 4);
+    break;
+  case STOREFL_DTYPE_F16:
+    for (size_t i = 0; i < n; i++)
+      dst[i] = storefl_f16_to_f32((uint16_t)(t->data[2 * i] | (t->data[2 * i + 1] << 8)));
+    break;
+  case STOREFL_DTYPE_I8:
+    for (size_t i = 0; i < n; i++)
+      dst[i] = (float)(int8_t)t->data[i] * t->scale;
+    break;
+  }
+  return STOREFL_OK;
+}
+
+int storefl_tensor_pack(storefl_dtype dtype, const float *src, size_t n, uint8_t *dst, float *scale) {
+  if (!storefl_dtype_size(dtype))
+    return STOREFL_ERR_FORMAT;
+  if (n && (!src || !dst))
+    return STOREFL_ERR_INVALID;
+  float maxabs = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!isfinite(src[i]))
+      return STOREFL_ERR_NONFINITE;
+    float a = fabsf(src[i]);
+    maxabs = a > maxabs ? a : maxabs;
+  }
+  switch (dtype) {
+  case STOREFL_DTYPE_F32:
+    if (n)
+      memcpy(dst, src, n * 4);
+    break;
+  case STOREFL_DTYPE_F16:
+    for (size_t i = 0; i < n; i++) {
+      uint16_t h = storefl_f32_to_f16(src[i]);
+      if ((h & 0x7c00u) == 0x7c00u)
+        return STOREFL_ERR_NONFINITE;
+      dst[2 * i] = (uint8_t)(h & 0xff);
+      dst[2 * i + 1] = (uint8_t)(h >> 8);
+    }
+    break;
+  case STOREFL_DTYPE_I8: {
+    if (!scale)
+      return STOREFL_ERR_INVALID;
+    float s = maxabs / 127.0f;
+    if (maxabs == 0)
+      s = 1.0f;
+    else if (s == 0) /* maxabs so tiny that /127 underflows: the smallest step still works */
+      s = nextafterf(0.0f, 1.0f);
+    for (size_t i = 0; i < n; i++) {
+      float q = rintf(src[i] / s); /* default rounding mode: to nearest, ties to even */
+      q = q > 127.0f ? 127.0f : (q < -127.0f ? -127.0f : q);
+      dst[i] = (uint8_t)(int8_t)q;
+    }
+    *scale = s;
+    break;
+  }
+  }
+  return STOREFL_OK;
+}
+
+static void put_u32le(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+
+int storefl_model_digest(const storefl_tensor *tensors, uint32_t n_tensors,
+                         uint8_t digest[STOREFL_DIGEST_LEN]) {
+  if (n_tensors > STOREFL_MAX_TENSORS || (n_tensors && !tensors))
+    return STOREFL_ERR_INVALID;
+  mbedtls_sha256_context ctx;
+  mbedtls_sha256_init(&ctx);
+  int rc = STOREFL_OK;
+  if (mbedtls_sha256_starts_ret(&ctx, 0) != 0) {
+    rc = STOREFL_ERR_CRYPTO;
+    goto out;
+  }
+  for (uint32_t t = 0; t < n_tensors && rc == STOREFL_OK; t++) {
+    const storefl_tensor *ten = &tensors[t];
+    uint64_t numel;
+    size_t es = storefl_dtype_size(ten->dtype);
+    if (storefl_tensor_numel(ten, &numel) || !es || numel * es != ten->nbytes || ten->name.len > UINT32_MAX ||
+        (ten->nbytes && !ten->data)) {
+      rc = STOREFL_ERR_INVALID;
+      break;
+    }
+    uint8_t hdr[4 + 4 + 8 * STOREFL_MAX_DIMS];
+    put_u32le(hdr, (uint32_t)ten->name.len);
+    if (mbedtls_sha256_update_ret(&ctx, hdr, 4) ||
+        mbedtls_sha256_update_ret(&ctx, (const uint8_t *)ten->name.ptr, ten->name.len)) {
+      rc = STOREFL_ERR_CRYPTO;
+      break;
+    }
+    put_u32le(hdr, ten->ndim);
+    for (uint32_t k = 0; k < ten->ndim; k++)
+      for (int b = 0; b < 8; b++)
+        hdr[4 + 8 * k + b] = (uint8_t)(ten->shape[k] >> (8 * b));
+    if (mbedtls_sha256_update_ret(&ctx, hdr, 4 + 8 * (size_t)ten->ndim)) {
+      rc = STOREFL_ERR_CRYPTO;
+      break;
+    }
+    if (ten->dtype == STOREFL_DTYPE_F32) {
+      if (ten->nbytes && mbedtls_sha256_update_ret(&ctx, ten->data, ten->nbytes))
+        rc = STOREFL_ERR_CRYPTO;
+      continue;
+    }
+    float chunk[1024];
+    for (size_t i = 0; i < numel && rc == STOREFL_OK; i += 1024) {
+      size_t m = numel - i < 1024 ? (size_t)(numel - i) : 1024;
+      for (size_t j = 0; j < m; j++)
+        chunk[j] = storefl_tensor_get(ten, i + j);
+      if (mbedtls_sha256_update_ret(&ctx, (const uint8_t *)chunk, m * 4))
+        rc = STOREFL_ERR_CRYPTO;
+    }
+  }
+  if (rc == STOREFL_OK && mbedtls_sha256_finish_ret(&ctx, digest) != 0)
+    rc = STOREFL_ERR_CRYPTO;
+out:
+  mbedtls_sha256_free(&ctx);
+  return rc;
+}
+
+int storefl_store_id_valid(const char *s, size_t len) {
+  if (!s || len < 1 || len > STOREFL_MAX_ID_LEN)
+    return 0;
+  for (size_t i = 0; i < len; i++) {
+    char c = s[i];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '_' || c == '-'))
+      return 0;
+  }
+  return 1;
+}

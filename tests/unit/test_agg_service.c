@@ -1,0 +1,709 @@
+/* The aggregator's service logic on a real SQLite file: 50 stores x 3 rounds against an independent
+ * reference, shuffled orders, SIGKILLed children, every rejection code, deadlines, hooks. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "agg_testutil.h"
+#include "storefl/agg_service.h"
+#include "storefl/codec.h"
+#include "storefl/error.h"
+#include "storefl/log.h"
+
+#define NSTORES 50
+#define NROUNDS 3
+
+static int64_t g_now = 1700000000000;
+static int64_t fake_now(void *ctx) {
+  (void)ctx;
+  return g_now;
+}
+static const storefl_agg_options CLOCK = {fake_now, NULL, NULL, NULL, NULL};
+
+static storefl_dtype dtype_of(int s) {
+  static const storefl_dtype d[3] = {STOREFL_DTYPE_I8, STOREFL_DTYPE_F16, STOREFL_DTYPE_F32};
+  return d[s % 3];
+}
+
+/* All updates for NROUNDS rounds (base version of round r is r: one model per round). */
+static tu_update g_up[NROUNDS][NSTORES];
+static float g_ref[NROUNDS + 1][TU_TOTAL]; /* reference model after each round */
+
+static int setup(void **state) {
+  (void)state;
+  storefl_log_set_level(STOREFL_LOG_ERROR);
+  for (int r = 0; r < NROUNDS; r++)
+    for (int s = 0; s < NSTORES; s++)
+      if (tu_make_update(&g_up[r][s], s, (uint64_t)r + 1, (uint64_t)r + 1, dtype_of(s)))
+        return -1;
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  for (int r = 0; r < NROUNDS; r++)
+    for (int s = 0; s < NSTORES; s++)
+      free(g_up[r][s].body);
+  return 0;
+}
+
+static int post(storefl_agg *a, const tu_update *u, storefl_receipt_msg *rec) {
+  storefl_agg_response resp;
+  storefl_agg_handle_update(a, u->store, STOREFL_COAP_CONTENT_CBOR, u->body, u->len, &resp);
+  int code = resp.coap_code;
+  if (code == 204 && rec) {
+    static uint8_t keep[512];
+    assert_true(resp.body_len <= sizeof keep);
+    memcpy(keep, resp.body, resp.body_len);
+    assert_int_equal(storefl_receipt_decode(keep, resp.body_len, sizeof keep, rec), STOREFL_OK);
+  }
+  storefl_agg_response_release(&resp);
+  return code;
+}
+
+static void shuffle(int *p, int n, uint64_t seed) {
+  for (int i = 0; i < n; i++)
+    p[i] = i;
+  for (int i = n - 1; i > 0; i--) {
+    seed = tu_mix(seed);
+    int k = (int)(seed % (uint64_t)(i + 1)), t = p[i];
+    p[i] = p[k];
+    p[k] = t;
+  }
+}
+
+/* Runs NROUNDS full rounds in an order given by seed; returns the digests after each round. */
+static void run_campaign(uint64_t seed, uint8_t digests[NROUNDS][STOREFL_DIGEST_LEN], int check_reference) {
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  assert_int_equal(storefl_agg_model_numel(a), TU_TOTAL);
+  if (check_reference)
+    assert_int_equal(storefl_agg_model_copy(a, g_ref[0], TU_TOTAL, NULL, NULL), STOREFL_OK);
+  for (int r = 0; r < NROUNDS; r++) {
+    int order[NSTORES];
+    shuffle(order, NSTORES, seed * 31 + (uint64_t)r);
+    for (int j = 0; j < NSTORES; j++) {
+      storefl_receipt_msg rec;
+      assert_int_equal(post(a, &g_up[r][order[j]], &rec), 204);
+      assert_int_equal(rec.participants_so_far, j + 1);
+      assert_int_equal(rec.duplicate, 0);
+    }
+    static float got[TU_TOTAL];
+    uint64_t version;
+    assert_int_equal(storefl_agg_model_copy(a, got, TU_TOTAL, &version, digests[r]), STOREFL_OK);
+    assert_int_equal(version, r + 2);
+    if (check_reference) {
+      tu_update *ups[NSTORES];
+      for (int s = 0; s < NSTORES; s++)
+        ups[s] = &g_up[r][s];
+      memcpy(g_ref[r + 1], g_ref[r], sizeof g_ref[r]);
+      assert_int_equal(
+          tu_reference_round(g_ref[r + 1], ups, NSTORES, c.weight_cap, c.scale_bits, c.server_lr), 0);
+      assert_memory_equal(got, g_ref[r + 1], sizeof got);
+      assert_memory_not_equal(g_ref[r + 1], g_ref[r], sizeof got);
+    }
+  }
+  storefl_agg_close(a);
+  tu_rmdir(dir);
+}
+
+static uint8_t g_digests[NROUNDS][STOREFL_DIGEST_LEN];
+
+static void test_50_stores_3_rounds_exact(void **state) {
+  (void)state;
+  run_campaign(1, g_digests, 1);
+}
+
+static void test_shuffled_orders_bit_identical(void **state) {
+  (void)state;
+  for (uint64_t seed = 2; seed < 5; seed++) {
+    uint8_t d[NROUNDS][STOREFL_DIGEST_LEN];
+    run_campaign(seed, d, 0);
+    assert_memory_equal(d, g_digests, sizeof d);
+  }
+}
+
+/* Child: opens the service, posts round r's updates in the given order, reports each acknowledged
+ * store index on the pipe. Runs until killed or done. */
+static void child_run(const storefl_agg_config *c, int r, const int *order, int fd) {
+  storefl_agg *a = NULL;
+  if (storefl_agg_open(c, &CLOCK, &a) != STOREFL_OK)
+    _exit(3);
+  for (int j = 0; j < NSTORES; j++) {
+    storefl_agg_response resp;
+    storefl_agg_handle_update(a, g_up[r][order[j]].store, 60, g_up[r][order[j]].body, g_up[r][order[j]].len,
+                              &resp);
+    int code = resp.coap_code;
+    storefl_agg_response_release(&resp);
+    if (code == 204) {
+      unsigned char b = (unsigned char)order[j];
+      if (write(fd, &b, 1) != 1)
+        _exit(4);
+    }
+  }
+  storefl_agg_close(a);
+  _exit(0);
+}
+
+static void test_sigkill_loses_no_acknowledged_update(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  uint64_t seed = 77;
+  int kills = 0;
+  for (int r = 0; r < NROUNDS; r++) {
+    int order[NSTORES];
+    shuffle(order, NSTORES, 1000 + (uint64_t)r);
+    int acked[NSTORES] = {0};
+    /* Kill the writer twice per round at random numbers of acknowledged updates (the last kill point
+     * can land inside the round's close, which must be atomic). */
+    for (int attempt = 0; attempt < 2; attempt++) {
+      int fds[2];
+      assert_int_equal(pipe(fds), 0);
+      seed = tu_mix(seed);
+      int stop_after = 1 + (int)(seed % NSTORES);
+      pid_t pid = fork();
+      assert_true(pid >= 0);
+      if (pid == 0) {
+        close(fds[0]);
+        child_run(&c, r, order, fds[1]);
+      }
+      close(fds[1]);
+      int seen = 0;
+      unsigned char b;
+      while (seen < stop_after && read(fds[0], &b, 1) == 1) {
+        acked[b] = 1;
+        seen++;
+      }
+      kill(pid, SIGKILL);
+      int st;
+      assert_int_equal(waitpid(pid, &st, 0), pid);
+      kills += WIFSIGNALED(st);
+      while (read(fds[0], &b, 1) == 1) /* acks written before the kill */
+        acked[b] = 1;
+      close(fds[0]);
+    }
+    /* Restart: every acknowledged update must still count (a retry is a duplicate), the rest are new. */
+    storefl_agg *a = NULL;
+    assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+    uint64_t version;
+    assert_int_equal(storefl_agg_model_copy(a, NULL, TU_TOTAL, &version, NULL), STOREFL_OK);
+    if (version == (uint64_t)r + 2) {
+      /* the round closed before the kill: every update was acknowledged */
+      for (int s = 0; s < NSTORES; s++)
+        assert_true(acked[s]);
+    } else {
+      storefl_round_msg rm;
+      uint32_t parts = 0;
+      assert_int_equal(storefl_agg_round_info(a, &rm, &parts), STOREFL_OK);
+      assert_int_equal(rm.round, r + 1);
+      for (int j = 0; j < NSTORES; j++) {
+        storefl_receipt_msg rec;
+        int s = order[j];
+        assert_int_equal(post(a, &g_up[r][s], &rec), 204);
+        assert_int_equal(rec.duplicate, acked[s] ? 1 : 0);
+      }
+    }
+    uint8_t d[STOREFL_DIGEST_LEN];
+    assert_int_equal(storefl_agg_model_copy(a, NULL, TU_TOTAL, &version, d), STOREFL_OK);
+    assert_int_equal(version, r + 2);
+    assert_memory_equal(d, g_digests[r], sizeof d);
+    storefl_agg_close(a);
+  }
+  assert_true(kills > 0);
+  tu_rmdir(dir);
+}
+
+static int code_of(storefl_agg *a, const char *id, int cf, const uint8_t *body, size_t len,
+                   const char *reason) {
+  storefl_agg_response resp;
+  storefl_agg_handle_update(a, id, cf, body, len, &resp);
+  int code = resp.coap_code;
+  if (code >= 400) {
+    storefl_error_msg em;
+    assert_int_equal(storefl_error_decode(resp.body, resp.body_len, resp.body_len, &em), STOREFL_OK);
+    assert_int_equal(em.coap_code, code);
+    if (reason) {
+      assert_int_equal(em.reason.len, strlen(reason));
+      assert_memory_equal(em.reason.ptr, reason, em.reason.len);
+    }
+  }
+  storefl_agg_response_release(&resp);
+  return code;
+}
+
+/* Re-encodes update u of store s with a modification applied to its decoded message. */
+static size_t mutate(const tu_update *u, void (*fn)(storefl_update_msg *, void *), void *arg, uint8_t *out,
+                     size_t cap) {
+  storefl_update_msg m;
+  static uint8_t copy[TU_TOTAL * 4 + 1024];
+  memcpy(copy, u->body, u->len);
+  assert_int_equal(storefl_update_decode(copy, u->len, u->len, &m), STOREFL_OK);
+  fn(&m, arg);
+  size_t len = 0;
+  assert_int_equal(storefl_update_encode(&m, out, cap, &len), STOREFL_OK);
+  return len;
+}
+static void set_round(storefl_update_msg *m, void *arg) {
+  m->round = *(uint64_t *)arg;
+}
+static void set_base(storefl_update_msg *m, void *arg) {
+  m->base_model_version = *(uint64_t *)arg;
+}
+static void drop_tensor(storefl_update_msg *m, void *arg) {
+  (void)arg;
+  m->n_tensors--;
+}
+static void swap_shape(storefl_update_msg *m, void *arg) {
+  (void)arg;
+  m->tensors[1].shape[0] = 12;
+  m->tensors[1].shape[1] = 8;
+}
+static void scale_up(storefl_update_msg *m, void *arg) {
+  m->tensors[0].scale *= *(float *)arg; /* int8 update: a norm over the clip bound */
+}
+static void set_mode(storefl_update_msg *m, void *arg) {
+  (void)arg;
+  m->mode = STOREFL_PRIVACY_LOCAL;
+}
+static void zero_examples(storefl_update_msg *m, void *arg) {
+  (void)arg;
+  m->num_examples = 0;
+}
+
+static int g_budget_calls;
+static int budget_deny_store7(void *ctx, const char *id, const storefl_round_msg *r) {
+  (void)ctx;
+  (void)r;
+  g_budget_calls++;
+  return strcmp(id, "store-007") == 0 ? STOREFL_ERR_BUDGET : STOREFL_OK;
+}
+
+static void test_rejections_change_nothing(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  c.max_upload_bytes = 4096;
+  storefl_agg_privacy priv = {NULL, budget_deny_store7, NULL, NULL};
+  storefl_agg_options opt = CLOCK;
+  opt.privacy = &priv;
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &opt, &a), STOREFL_OK);
+  static uint8_t buf[TU_TOTAL * 4 + 1024];
+  const tu_update *u0 = &g_up[0][0];  /* int8, store-000 */
+  const tu_update *f32 = &g_up[0][2]; /* float32 (4.5 KB): over the 4 KiB cap */
+  assert_int_equal(code_of(a, NULL, 60, u0->body, u0->len, "no_identity"), 401);
+  assert_int_equal(code_of(a, "store-000", 0, u0->body, u0->len, "content_format"), 415);
+  assert_int_equal(code_of(a, "store-000", -1, u0->body, u0->len, "content_format"), 415);
+  assert_int_equal(code_of(a, "store-002", 60, f32->body, f32->len, "too_large"), 413);
+  assert_int_equal(code_of(a, "store-001", 60, u0->body, u0->len, "forged_identity"), 403);
+  assert_int_equal(code_of(a, "store-000", 60, (const uint8_t *)"\xa1\x00\x01", 3, NULL), 400);
+  assert_int_equal(code_of(a, "store-000", 60, u0->body, u0->len - 1, NULL), 400);
+  uint64_t v = 2;
+  size_t n = mutate(u0, set_round, &v, buf, sizeof buf);
+  assert_int_equal(code_of(a, "store-000", 60, buf, n, "wrong_round"), 409);
+  n = mutate(u0, set_base, &v, buf, sizeof buf);
+  assert_int_equal(code_of(a, "store-000", 60, buf, n, "wrong_base_model"), 409);
+  n = mutate(u0, drop_tensor, NULL, buf, sizeof buf);
+  assert_int_equal(code_of(a, "store-000", 60, buf, n, "shape_mismatch"), 400);
+  n = mutate(u0, swap_shape, NULL, buf, sizeof buf);
+  assert_int_equal(code_of(a, "store-000", 60, buf, n, "shape_mismatch"), 400);
+  float k = 2.0f;
+  n = mutate(u0, scale_up, &k, buf, sizeof buf);
+  assert_int_equal(code_of(a, "store-000", 60, buf, n, "norm_exceeds_clip"), 400);
+  n = mutate(u0, set_mode, NULL, buf, sizeof buf);
+  assert_int_equal(code_of(a, "store-000", 60, buf, n, "wrong_privacy_mode"), 400);
+  n = mutate(u0, zero_examples, NULL, buf, sizeof buf);
+  assert_int_equal(code_of(a, "store-000", 60, buf, n, "no_examples"), 400);
+  /* NaN inside a float16 tensor: patch the first element of the first tensor of store-001's update */
+  const tu_update *h = &g_up[0][1];
+  memcpy(buf, h->body, h->len);
+  storefl_update_msg m;
+  assert_int_equal(storefl_update_decode(buf, h->len, h->len, &m), STOREFL_OK);
+  uint8_t *p = (uint8_t *)m.tensors[0].data;
+  p[0] = 0x00;
+  p[1] = 0x7e; /* f16 NaN */
+  assert_int_equal(code_of(a, "store-001", 60, buf, h->len, NULL), 400);
+  p[1] = 0x7c; /* +Inf */
+  assert_int_equal(code_of(a, "store-001", 60, buf, h->len, NULL), 400);
+  /* budget hook: 4.03 */
+  assert_int_equal(code_of(a, "store-007", 60, g_up[0][7].body, g_up[0][7].len, "budget_exceeded"), 403);
+  uint32_t parts = 99;
+  storefl_round_msg rm;
+  assert_int_equal(storefl_agg_round_info(a, &rm, &parts), STOREFL_OK);
+  assert_int_equal(parts, 0);
+  /* a valid update, then its duplicate: same receipt, counted once */
+  storefl_receipt_msg r1, r2;
+  assert_int_equal(post(a, u0, &r1), 204);
+  g_now += 1234;
+  assert_int_equal(post(a, u0, &r2), 204);
+  assert_int_equal(r2.duplicate, 1);
+  assert_int_equal(r1.participants_so_far, 1);
+  assert_int_equal(r2.participants_so_far, 1);
+  assert_int_equal(r1.accepted_unix_ms, r2.accepted_unix_ms);
+  assert_memory_equal(r1.update_digest, r2.update_digest, STOREFL_DIGEST_LEN);
+  assert_int_equal(storefl_agg_round_info(a, &rm, &parts), STOREFL_OK);
+  assert_int_equal(parts, 1);
+  assert_true(g_budget_calls >= 2);
+  storefl_agg_close(a);
+
+  /* Replaying this database reproduces the round exactly as if the rejected uploads never happened:
+   * finish round 1 with the other int8/f16 stores and compare with a reference. */
+  c.max_upload_bytes = 8u << 20;
+  assert_int_equal(storefl_agg_open(&c, &opt, &a), STOREFL_OK);
+  static float theta[TU_TOTAL], got[TU_TOTAL];
+  assert_int_equal(storefl_agg_model_copy(a, theta, TU_TOTAL, NULL, NULL), STOREFL_OK);
+  tu_update *ups[NSTORES];
+  int nu = 0;
+  ups[nu++] = &g_up[0][0];
+  for (int s = 1; s < NSTORES; s++) {
+    if (s == 7) /* over budget */
+      continue;
+    assert_int_equal(post(a, &g_up[0][s], NULL), 204);
+    ups[nu++] = &g_up[0][s];
+  }
+  assert_int_equal(storefl_agg_round_info(a, &rm, &parts), STOREFL_OK);
+  assert_int_equal(parts, NSTORES - 1);
+  g_now += c.duration_ms; /* deadline: closes with 49 >= min */
+  assert_true(storefl_agg_tick(a) >= 0);
+  uint64_t ver;
+  assert_int_equal(storefl_agg_model_copy(a, got, TU_TOTAL, &ver, NULL), STOREFL_OK);
+  assert_int_equal(ver, 2);
+  assert_int_equal(tu_reference_round(theta, ups, nu, c.weight_cap, c.scale_bits, c.server_lr), 0);
+  assert_memory_equal(got, theta, sizeof got);
+  /* a retry of a round-1 upload after the round closed still gets its receipt */
+  assert_int_equal(post(a, u0, &r2), 204);
+  assert_int_equal(r2.duplicate, 1);
+  assert_int_equal(r2.round, 1);
+  storefl_agg_close(a);
+  tu_rmdir(dir);
+}
+
+static void test_get_handlers(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  storefl_agg_response resp;
+  assert_int_equal(storefl_agg_handle_model(a, NULL, 0, &resp), STOREFL_OK);
+  assert_int_equal(resp.coap_code, 205);
+  assert_true(resp.has_etag);
+  storefl_model_msg *mm = malloc(sizeof *mm);
+  assert_non_null(mm);
+  assert_int_equal(storefl_model_decode(resp.body, resp.body_len, resp.body_len, mm), STOREFL_OK);
+  assert_int_equal(mm->model_version, 1);
+  assert_int_equal(mm->n_tensors, TU_NT);
+  assert_memory_equal(mm->digest, resp.etag, STOREFL_DIGEST_LEN);
+  uint8_t d[STOREFL_DIGEST_LEN];
+  assert_int_equal(storefl_model_digest(mm->tensors, mm->n_tensors, d), STOREFL_OK);
+  assert_memory_equal(d, resp.etag, STOREFL_DIGEST_LEN);
+  /* The old body stays valid while a new model is published. */
+  storefl_agg_response old = resp;
+  for (int s = 0; s < NSTORES; s++)
+    assert_int_equal(post(a, &g_up[0][s], NULL), 204);
+  assert_int_equal(storefl_model_decode(old.body, old.body_len, old.body_len, mm), STOREFL_OK);
+  assert_int_equal(mm->model_version, 1);
+  /* conditional fetch: stale etag -> full body; current etag -> 2.03 without a body */
+  assert_int_equal(storefl_agg_handle_model(a, old.etag, STOREFL_DIGEST_LEN, &resp), STOREFL_OK);
+  assert_int_equal(resp.coap_code, 205);
+  assert_memory_not_equal(resp.etag, old.etag, STOREFL_DIGEST_LEN);
+  uint8_t cur[STOREFL_DIGEST_LEN];
+  memcpy(cur, resp.etag, sizeof cur);
+  storefl_agg_response_release(&resp);
+  storefl_agg_response_release(&old);
+  assert_int_equal(storefl_agg_handle_model(a, cur, sizeof cur, &resp), STOREFL_OK);
+  assert_int_equal(resp.coap_code, 203);
+  assert_int_equal(resp.body_len, 0);
+  storefl_agg_response_release(&resp);
+  free(mm);
+  /* round */
+  assert_int_equal(storefl_agg_handle_round(a, &resp), STOREFL_OK);
+  assert_int_equal(resp.coap_code, 205);
+  storefl_round_msg rm;
+  assert_int_equal(storefl_round_decode(resp.body, resp.body_len, resp.body_len, &rm), STOREFL_OK);
+  assert_int_equal(rm.round, 2);
+  assert_int_equal(rm.state, STOREFL_ROUND_OPEN);
+  assert_int_equal(rm.model_version, 2);
+  assert_memory_equal(rm.model_digest, cur, STOREFL_DIGEST_LEN);
+  assert_int_equal(rm.deadline_unix_ms, g_now + c.duration_ms);
+  assert_int_equal(rm.target_participants, 50);
+  storefl_agg_response_release(&resp);
+  /* status */
+  assert_int_equal(post(a, &g_up[1][3], NULL), 204);
+  assert_int_equal(storefl_agg_handle_status(a, 7, &resp), STOREFL_OK);
+  storefl_status_msg sm;
+  assert_int_equal(storefl_status_decode(resp.body, resp.body_len, resp.body_len, &sm), STOREFL_OK);
+  assert_int_equal(sm.round, 2);
+  assert_int_equal(sm.participants_so_far, 1);
+  assert_int_equal(sm.sessions, 7);
+  storefl_agg_response_release(&resp);
+  storefl_agg_close(a);
+  /* A restart with another model spec is refused rather than mixing models. */
+  c.tensors[0].shape[1] = 8;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_ERR_INVALID);
+  tu_rmdir(dir);
+}
+
+static void test_deadlines_extend_abandon_and_sampling(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  c.min_participants = 3;
+  c.target_participants = 5;
+  c.participation_q = 0.5; /* amplification claimed: closes on the deadline only */
+  c.on_short = STOREFL_AGG_EXTEND;
+  c.max_extensions = 1;
+  c.total_rounds = 2;
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  /* round 1: 2 updates < min 3 -> extended once, then abandoned; the model does not change */
+  uint8_t d0[STOREFL_DIGEST_LEN], d1[STOREFL_DIGEST_LEN];
+  uint64_t ver;
+  assert_int_equal(storefl_agg_model_copy(a, NULL, TU_TOTAL, &ver, d0), STOREFL_OK);
+  for (int s = 0; s < 2; s++)
+    assert_int_equal(post(a, &g_up[0][s], NULL), 204);
+  g_now += c.duration_ms;
+  assert_int_equal(storefl_agg_tick(a), c.duration_ms);
+  storefl_round_msg rm;
+  uint32_t parts;
+  assert_int_equal(storefl_agg_round_info(a, &rm, &parts), STOREFL_OK);
+  assert_int_equal(rm.round, 1);
+  assert_int_equal(parts, 2);
+  g_now += c.duration_ms;
+  storefl_agg_tick(a);
+  assert_int_equal(storefl_agg_round_info(a, &rm, &parts), STOREFL_OK);
+  assert_int_equal(rm.round, 2);
+  assert_int_equal(parts, 0);
+  assert_int_equal(rm.model_version, 1);
+  assert_int_equal(storefl_agg_model_copy(a, NULL, TU_TOTAL, &ver, d1), STOREFL_OK);
+  assert_int_equal(ver, 1);
+  assert_memory_equal(d0, d1, sizeof d0);
+  /* a late upload for the abandoned round: 4.09 */
+  assert_int_equal(code_of(a, "store-002", 60, g_up[0][2].body, g_up[0][2].len, "wrong_round"), 409);
+  /* round 2 (base model 1): 6 updates > target 5, still open because q < 1; closes at the deadline */
+  static tu_update r2[6];
+  for (int s = 0; s < 6; s++)
+    assert_int_equal(tu_make_update(&r2[s], s, 2, 1, dtype_of(s)), 0);
+  for (int s = 0; s < 6; s++)
+    assert_int_equal(post(a, &r2[s], NULL), 204);
+  assert_int_equal(storefl_agg_round_info(a, &rm, &parts), STOREFL_OK);
+  assert_int_equal(rm.state, STOREFL_ROUND_OPEN);
+  assert_int_equal(parts, 6);
+  g_now += c.duration_ms;
+  assert_int_equal(storefl_agg_tick(a), -1); /* total_rounds = 2: idle afterwards */
+  assert_int_equal(storefl_agg_round_info(a, &rm, &parts), STOREFL_OK);
+  assert_int_equal(rm.state, STOREFL_ROUND_IDLE);
+  assert_int_equal(storefl_agg_model_copy(a, NULL, TU_TOTAL, &ver, d1), STOREFL_OK);
+  assert_int_equal(ver, 2);
+  assert_int_equal(code_of(a, "store-007", 60, g_up[1][7].body, g_up[1][7].len, "wrong_round"), 409);
+  storefl_agg_close(a);
+  /* idle survives a restart */
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  assert_int_equal(storefl_agg_round_info(a, &rm, &parts), STOREFL_OK);
+  assert_int_equal(rm.state, STOREFL_ROUND_IDLE);
+  storefl_agg_close(a);
+  for (int s = 0; s < 6; s++)
+    free(r2[s].body);
+  tu_rmdir(dir);
+}
+
+typedef struct hook_ctx {
+  int calls, fail;
+  uint32_t n;
+  char first[65], last[65];
+} hook_ctx;
+
+static int ledger_hook(void *ctx, sqlite3 *db, const storefl_agg_round_result *res) {
+  hook_ctx *h = ctx;
+  h->calls++;
+  h->n = res->n_participants;
+  for (uint32_t i = 1; i < res->n_participants; i++) {
+    size_t l = res->participants[i - 1].len < res->participants[i].len ? res->participants[i - 1].len
+                                                                       : res->participants[i].len;
+    int c = memcmp(res->participants[i - 1].ptr, res->participants[i].ptr, l);
+    if (c > 0 || (c == 0 && res->participants[i - 1].len >= res->participants[i].len))
+      return STOREFL_ERR_INTERNAL; /* not sorted */
+  }
+  snprintf(h->first, sizeof h->first, "%.*s", (int)res->participants[0].len, res->participants[0].ptr);
+  (void)db;
+  return h->fail ? STOREFL_ERR_IO : STOREFL_OK;
+}
+
+static void test_ledger_hook_atomic(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  c.target_participants = 10;
+  hook_ctx h = {0};
+  h.fail = 1;
+  storefl_agg_privacy priv = {&h, NULL, NULL, ledger_hook};
+  storefl_agg_options opt = CLOCK;
+  opt.privacy = &priv;
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &opt, &a), STOREFL_OK);
+  for (int s = 9; s >= 0; s--)
+    assert_int_equal(post(a, &g_up[0][s], NULL), 204);
+  /* the hook failed: nothing applied, the round is still open with its 10 updates */
+  assert_int_equal(h.calls, 1);
+  storefl_round_msg rm;
+  uint32_t parts;
+  assert_int_equal(storefl_agg_round_info(a, &rm, &parts), STOREFL_OK);
+  assert_int_equal(rm.round, 1);
+  assert_int_equal(parts, 10);
+  uint64_t ver;
+  assert_int_equal(storefl_agg_model_copy(a, NULL, TU_TOTAL, &ver, NULL), STOREFL_OK);
+  assert_int_equal(ver, 1);
+  storefl_agg_close(a);
+  /* after a restart the round is restored and closes at the deadline once the hook works */
+  h.fail = 0;
+  assert_int_equal(storefl_agg_open(&c, &opt, &a), STOREFL_OK);
+  g_now += c.duration_ms;
+  storefl_agg_tick(a);
+  assert_int_equal(h.calls, 2);
+  assert_int_equal(h.n, 10);
+  assert_string_equal(h.first, "store-000");
+  assert_int_equal(storefl_agg_model_copy(a, NULL, TU_TOTAL, &ver, NULL), STOREFL_OK);
+  assert_int_equal(ver, 2);
+  storefl_agg_close(a);
+  tu_rmdir(dir);
+}
+
+static void test_fedadam_deterministic_and_pruning(void **state) {
+  (void)state;
+  uint8_t d[2][STOREFL_DIGEST_LEN];
+  for (int run = 0; run < 2; run++) {
+    storefl_agg_config c;
+    char dir[64];
+    tu_config(&c, dir, sizeof dir);
+    c.optimizer = STOREFL_AGG_FEDADAM;
+    c.server_lr = 0.01;
+    c.target_participants = 5;
+    c.keep_models = 2;
+    storefl_agg *a = NULL;
+    assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+    static float before[TU_TOTAL], after[TU_TOTAL];
+    for (int r = 0; r < NROUNDS; r++) {
+      assert_int_equal(storefl_agg_model_copy(a, before, TU_TOTAL, NULL, NULL), STOREFL_OK);
+      for (int j = 0; j < 5; j++) {
+        int s = run ? 4 - j : j;
+        static tu_update u;
+        assert_int_equal(tu_make_update(&u, s, (uint64_t)r + 1, (uint64_t)r + 1, dtype_of(s)), 0);
+        assert_int_equal(post(a, &u, NULL), 204);
+        free(u.body);
+      }
+      assert_int_equal(storefl_agg_model_copy(a, after, TU_TOTAL, NULL, d[run]), STOREFL_OK);
+      /* first Adam step moves each coordinate by about lr (m/sqrt(v) ~ +-1 for nonzero means) */
+      double maxstep = 0;
+      for (int i = 0; i < TU_TOTAL; i++)
+        maxstep = fmax(maxstep, fabs((double)after[i] - before[i]));
+      assert_true(maxstep > 0.001 && maxstep < 0.1);
+    }
+    storefl_agg_close(a);
+    /* restart restores the moments: reopening works and the model is the newest */
+    assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+    uint64_t ver;
+    uint8_t dd[STOREFL_DIGEST_LEN];
+    assert_int_equal(storefl_agg_model_copy(a, NULL, TU_TOTAL, &ver, dd), STOREFL_OK);
+    assert_int_equal(ver, 4);
+    assert_memory_equal(dd, d[run], sizeof dd);
+    storefl_agg_close(a);
+    /* pruning: only keep_models = 2 versions are left */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(c.db_path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT COUNT(*), MIN(version) FROM models", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 2);
+    assert_int_equal(sqlite3_column_int(st, 1), 3);
+    sqlite3_finalize(st);
+    /* bodies of closed rounds are dropped, receipts stay */
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT COUNT(*), COUNT(body) FROM updates", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 15);
+    assert_int_equal(sqlite3_column_int(st, 1), 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    tu_rmdir(dir);
+  }
+  assert_memory_equal(d[0], d[1], STOREFL_DIGEST_LEN);
+}
+
+static void test_config_file(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char err[256] = "";
+  storefl_agg_config_defaults(&c);
+  assert_int_equal(
+      storefl_agg_config_load_string("[model]\ntensor = a:4x4\ntensor = b:3\n[round]\n"
+                                     "min_participants = 1\ntarget_participants = 3\n"
+                                     "duration_s = 1.5\non_short = abandon\n[server]\nlisten = x\n",
+                                     &c, err, sizeof err),
+      STOREFL_OK);
+  assert_int_equal(c.n_tensors, 2);
+  assert_int_equal(c.tensors[0].shape[1], 4);
+  assert_int_equal(c.duration_ms, 1500);
+  assert_int_equal(c.on_short, STOREFL_AGG_ABANDON);
+  storefl_agg_config_defaults(&c);
+  assert_int_equal(
+      storefl_agg_config_load_string("[model]\ntensor = a:4\n[round]\ntypo = 1\n", &c, err, sizeof err),
+      STOREFL_ERR_INVALID);
+  assert_non_null(strstr(err, "line 4"));
+  storefl_agg_config_defaults(&c);
+  assert_int_equal(storefl_agg_config_load_string("[model]\ntensor = a:0\n", &c, err, sizeof err),
+                   STOREFL_ERR_INVALID);
+  storefl_agg_config_defaults(&c);
+  assert_int_equal(storefl_agg_config_load_string("[model]\ntensor = a:4\n[round]\nmin_participants = 9\n"
+                                                  "target_participants = 3\n",
+                                                  &c, err, sizeof err),
+                   STOREFL_ERR_INVALID);
+  /* a grid so fine that a valid update could overflow is refused */
+  storefl_agg_config_defaults(&c);
+  assert_int_equal(storefl_agg_config_load_string("[model]\ntensor = a:4\n[aggregation]\nscale_bits = 40\n",
+                                                  &c, err, sizeof err),
+                   STOREFL_ERR_INVALID);
+  /* the shipped example config loads */
+  const char *src = getenv("STOREFL_SOURCE_DIR");
+  if (src) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/configs/aggregator.ini", src);
+    storefl_agg_config_defaults(&c);
+    assert_int_equal(storefl_agg_config_load(path, &c, err, sizeof err), STOREFL_OK);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_50_stores_3_rounds_exact),
+      cmocka_unit_test(test_shuffled_orders_bit_identical),
+      cmocka_unit_test(test_sigkill_loses_no_acknowledged_update),
+      cmocka_unit_test(test_rejections_change_nothing),
+      cmocka_unit_test(test_get_handlers),
+      cmocka_unit_test(test_deadlines_extend_abandon_and_sampling),
+      cmocka_unit_test(test_ledger_hook_atomic),
+      cmocka_unit_test(test_fedadam_deterministic_and_pruning),
+      cmocka_unit_test(test_config_file),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
