@@ -12,23 +12,6 @@
 /* From OpenBLAS; declared here to avoid depending on which cblas.h variant is installed. */
 extern char *openblas_get_config(void);
 
-int storefl_check_transport(char *err, size_t errlen) {
-  if (!coap_dtls_is_supported()) {
-    if (err)
-      snprintf(err, errlen, "libcoap %s was built without DTLS support", coap_package_version());
-    return STOREFL_ERR_INTERNAL;
-  }
-  const coap_tls_version_t *tls = coap_get_tls_library_version();
-  if (!tls || tls->type != COAP_TLS_LIBRARY_MBEDTLS) {
-    if (err)
-      snprintf(err, errlen,
-               "libcoap %s uses TLS library type %d, not Mbed TLS; rebuild it with scripts/setup.sh",
-               coap_package_version(), tls ? (int)tls->type : -1);
-    return STOREFL_ERR_INTERNAL;
-  }
-  return STOREFL_OK;
-}
-
 void storefl_print_versions(FILE *out, const char *program) {
   char mbed[32];
   mbedtls_version_get_string(mbed);

@@ -310,6 +310,8 @@ int check_tensor(const storefl_tensor *t) {
       return STOREFL_ERR_NONFINITE;
     if (!(t->scale > 0))
       return STOREFL_ERR_INVALID;
+    if (!isfinite(t->scale * 128.0f)) /* q * scale must stay finite for q = -128 */
+      return STOREFL_ERR_NONFINITE;
   }
   if (!data_finite(t->dtype, t->data, (size_t)numel))
     return STOREFL_ERR_NONFINITE;
