@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storefl/codec.h"
 #include "storefl/error.h"
 #include "storefl/log.h"
 

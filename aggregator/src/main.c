@@ -4,6 +4,7 @@
 
 #include "storefl/buildinfo.h"
 #include "storefl/cli.h"
+#include "cmd_serve.h"
 
 static const char *const PROGRAM = "storefl-aggregator";
 
@@ -16,6 +17,7 @@ static int cmd_version(int argc, char **argv) {
 
 static const storefl_command COMMANDS[] = {
     {"version", "print the versions of storefl and the libraries it runs on", cmd_version},
+    {"serve", "run the federated rounds over CoAP + DTLS", storefl_cmd_serve},
     {NULL, NULL, NULL},
 };
 

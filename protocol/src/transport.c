@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "storefl/codec.h"
 #include "storefl/error.h"
 #include "storefl/log.h"
 
@@ -26,17 +27,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(err, errlen, fmt, ap);
   va_end(ap);
-}
-
-int storefl_store_id_valid(const char *s, size_t len) {
-  if (!s || len == 0 || len > STOREFL_MAX_ID_LEN)
-    return 0;
-  for (size_t i = 0; i < len; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    if (!(isalnum(ch) || ch == '.' || ch == '_' || ch == '-'))
-      return 0;
-  }
-  return 1;
 }
 
 void storefl_transport_init(void) {

@@ -31,8 +31,7 @@
 #define STOREFL_PSK_MAX_STORES 100000
 #define STOREFL_ETAG_LEN 8 /* CoAP ETag: the first 8 bytes of the model digest */
 
-/* 1 if s[0..len) is a valid store id ([A-Za-z0-9._-]{1,64}), else 0. */
-int storefl_store_id_valid(const char *s, size_t len);
+/* Store ids are checked with storefl_store_id_valid() from storefl/codec.h. */
 
 /* ---------------------------------------------------------------------------------------------- */
 /* PSK table (server): "STORE_ID HEXKEY" per line, '#' comments and blank lines allowed.           */
