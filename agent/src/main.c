@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cmd_net.h"
 #include "cmd_store.h"
 #include "storefl/buildinfo.h"
 #include "storefl/cli.h"
@@ -19,6 +20,7 @@ static const storefl_command COMMANDS[] = {
     {"version", "print the versions of storefl and the libraries it runs on", cmd_version},
     {"ingest", "import a retailer CSV export (plain or .gz) into the store's database", storefl_cmd_ingest},
     {"partition", "split a retailer-wide export into one store database per client", storefl_cmd_partition},
+    {"sync", "one exchange with the aggregator: round, model (by ETag), upload the outbox", storefl_cmd_sync},
     {NULL, NULL, NULL},
 };
 

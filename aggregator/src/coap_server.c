@@ -253,8 +253,10 @@ static void hnd_update(coap_resource_t *resource, coap_session_t *session, const
       }
       coap_session_set_app_data(session, st);
     }
-    if (offset == 0)
+    if (offset == 0) {
       st->len = 0;
+      SFL_DEBUG("server", "upload started: store=%s bytes=%zu", id, total);
+    }
     if (offset != st->len) {
       st->len = 0;
       plain_code(response, 408, "block out of sequence", session);

@@ -12,6 +12,7 @@
  *                       [--out FILE] [--cf N] [--etag HEX] [--q-block] [--block N] [--default-curves]
  * The client prints "code=205 etag=HEX len=N cipher=NAME handshake_ms=X" and writes the body to --out.
  */
+#include <math.h>
 #include <mbedtls/sha256.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,7 +20,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "net_agent.h"
 #include "storefl/coap_server.h"
+#include "storefl/codec.h"
 #include "storefl/error.h"
 #include "storefl/log.h"
 #include "storefl/transport.h"
@@ -256,7 +259,25 @@ static int client(int argc, char **argv) {
     printf("%02x", r.etag[i]);
   printf(" cipher=%s handshake_ms=%.2f request_ms=%.2f\n",
          storefl_transport_session_cipher(storefl_client_session(c)), t1 - t0, t2 - t1);
-  if (post && r.len)
+  storefl_receipt_msg rcpt;
+  storefl_error_msg em;
+  storefl_status_msg sm;
+  storefl_round_msg rm;
+  if (r.len && storefl_receipt_decode(r.body, r.len, r.len, &rcpt) == 0)
+    printf("receipt store=%.*s round=%llu duplicate=%u participants=%u\n", (int)rcpt.store_id.len,
+           rcpt.store_id.ptr, (unsigned long long)rcpt.round, (unsigned)rcpt.duplicate,
+           (unsigned)rcpt.participants_so_far);
+  else if (r.len && storefl_error_decode(r.body, r.len, r.len, &em) == 0)
+    printf("error_body code=%u reason=%.*s detail=%.*s\n", (unsigned)em.coap_code, (int)em.reason.len,
+           em.reason.ptr, (int)em.detail.len, em.detail.ptr);
+  else if (r.len && storefl_status_decode(r.body, r.len, r.len, &sm) == 0)
+    printf("status round=%llu state=%d model_version=%llu participants=%u sessions=%u health=%.*s\n",
+           (unsigned long long)sm.round, (int)sm.state, (unsigned long long)sm.model_version,
+           (unsigned)sm.participants_so_far, (unsigned)sm.sessions, (int)sm.health.len, sm.health.ptr);
+  else if (r.len && storefl_round_decode(r.body, r.len, r.len, &rm) == 0)
+    printf("round round=%llu state=%d model_version=%llu\n", (unsigned long long)rm.round, (int)rm.state,
+           (unsigned long long)rm.model_version);
+  else if (post && r.len)
     printf("%.*s\n", (int)r.len, (const char *)r.body);
   if (outp) {
     FILE *f = fopen(outp, "wb");
@@ -271,11 +292,157 @@ static int client(int argc, char **argv) {
   return rc ? 1 : 0;
 }
 
+static uint8_t *read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  uint8_t *b = NULL;
+  long n = -1;
+  if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+    b = malloc(n ? (size_t)n : 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+      free(b);
+      b = NULL;
+    }
+  }
+  fclose(f);
+  *len = (size_t)n;
+  return b;
+}
+
+/* mkupdate ROUND.cbor MODEL.cbor --store ID --out FILE [--dtype i8|f16|f32] [--seed N] [--examples N]
+ *          [--round R] [--base V] [--norm X]
+ * A deterministic pseudo-random delta of L2 norm X (default: half the round's clip norm). */
+static int mkupdate(int argc, char **argv) {
+  size_t rlen, mlen;
+  uint8_t *rb = read_file(argv[2], &rlen), *mb = read_file(argv[3], &mlen);
+  storefl_round_msg round;
+  storefl_model_msg model;
+  if (!rb || !mb || storefl_round_decode(rb, rlen, rlen, &round) != 0 ||
+      storefl_model_decode(mb, mlen, mlen, &model) != 0) {
+    fprintf(stderr, "net_peer: cannot decode %s / %s\n", argv[2], argv[3]);
+    return 1;
+  }
+  const char *store = NULL, *out = NULL;
+  storefl_dtype dtype = STOREFL_DTYPE_I8;
+  uint64_t seed = 1, examples = 10;
+  double norm = round.clip_norm * 0.5;
+  for (int i = 4; i + 1 < argc; i += 2) {
+    if (!strcmp(argv[i], "--store"))
+      store = argv[i + 1];
+    else if (!strcmp(argv[i], "--out"))
+      out = argv[i + 1];
+    else if (!strcmp(argv[i], "--dtype") && storefl_dtype_parse(argv[i + 1], &dtype) == 0)
+      ;
+    else if (!strcmp(argv[i], "--seed"))
+      seed = strtoull(argv[i + 1], NULL, 10);
+    else if (!strcmp(argv[i], "--examples"))
+      examples = strtoull(argv[i + 1], NULL, 10);
+    else if (!strcmp(argv[i], "--round"))
+      round.round = strtoull(argv[i + 1], NULL, 10);
+    else if (!strcmp(argv[i], "--base"))
+      round.model_version = strtoull(argv[i + 1], NULL, 10);
+    else if (!strcmp(argv[i], "--norm"))
+      norm = strtod(argv[i + 1], NULL);
+    else {
+      fprintf(stderr, "net_peer: bad argument %s\n", argv[i]);
+      return 2;
+    }
+  }
+  if (!store || !out)
+    return 2;
+  size_t n = 0;
+  for (uint32_t i = 0; i < model.n_tensors; i++) {
+    uint64_t ne;
+    storefl_tensor_numel(&model.tensors[i], &ne);
+    n += (size_t)ne;
+  }
+  float *d = malloc((n ? n : 1) * sizeof *d);
+  if (!d)
+    return 1;
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  double ss = 0;
+  for (size_t i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    d[i] = (float)((double)(x >> 11) / 9007199254740992.0 - 0.5);
+    ss += (double)d[i] * d[i];
+  }
+  for (size_t i = 0; i < n; i++)
+    d[i] = (float)(d[i] * (norm / sqrt(ss)));
+  mbedtls_ctr_drbg_context *drbg = NULL;
+  uint8_t *body = NULL;
+  size_t len = 0;
+  int rc = storefl_agent_drbg_new(&drbg);
+  if (rc == 0)
+    rc = storefl_agent_encode_update(&model, d, n, store, &round, examples, dtype, drbg, &body, &len);
+  storefl_agent_drbg_free(drbg);
+  FILE *f = rc == 0 ? fopen(out, "wb") : NULL;
+  if (!f || fwrite(body, 1, len, f) != len || fclose(f) != 0) {
+    fprintf(stderr, "net_peer: mkupdate failed (%s)\n", storefl_strerror(rc));
+    return 1;
+  }
+  printf("update store=%s round=%llu base=%llu bytes=%zu\n", store, (unsigned long long)round.round,
+         (unsigned long long)round.model_version, len);
+  free(body);
+  free(d);
+  free(rb);
+  free(mb);
+  return 0;
+}
+
+/* enqueue DB ROUND FILE: puts an update body into an agent store's outbox. */
+static int enqueue(char **argv) {
+  storefl_store *st = NULL;
+  char err[256];
+  size_t len;
+  uint8_t *b = read_file(argv[4], &len);
+  if (!b || storefl_store_open(argv[2], NULL, &st, err, sizeof err) != 0)
+    return 1;
+  int rc =
+      storefl_store_outbox_enqueue(st, strtoull(argv[3], NULL, 10), b, len, storefl_agent_now_ms(), NULL);
+  storefl_store_close(st);
+  free(b);
+  if (rc)
+    fprintf(stderr, "net_peer: enqueue: %s\n", storefl_strerror(rc));
+  return rc ? 1 : 0;
+}
+
+static int print_item(void *user, const storefl_outbox_item *it) {
+  (void)user;
+  storefl_receipt_msg r;
+  int dup = -1;
+  if (it->receipt_len && storefl_receipt_decode(it->receipt, it->receipt_len, it->receipt_len, &r) == 0)
+    dup = r.duplicate;
+  printf("item round=%llu state=%d attempts=%d receipt=%s duplicate=%d error=%s\n",
+         (unsigned long long)it->round, (int)it->state, it->attempts, it->receipt_len ? "yes" : "no", dup,
+         it->last_error);
+  return 0;
+}
+
+/* outbox DB: lists the outbox. */
+static int outbox(char **argv) {
+  storefl_store *st = NULL;
+  char err[256];
+  if (storefl_store_open(argv[2], NULL, &st, err, sizeof err) != 0)
+    return 1;
+  int rc = storefl_store_outbox_list(st, print_item, NULL);
+  storefl_store_close(st);
+  return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
   if (getenv("NET_PEER_DEBUG"))
     storefl_log_set_level(STOREFL_LOG_DEBUG);
   if (argc >= 3 && !strcmp(argv[1], "serve"))
     return serve(argc, argv);
+  if (argc >= 4 && !strcmp(argv[1], "mkupdate"))
+    return mkupdate(argc, argv);
+  if (argc == 5 && !strcmp(argv[1], "enqueue"))
+    return enqueue(argv);
+  if (argc == 3 && !strcmp(argv[1], "outbox"))
+    return outbox(argv);
   if (argc >= 4 && (!strcmp(argv[1], "get") || !strcmp(argv[1], "post")))
     return client(argc, argv);
   fprintf(stderr, "usage: net_peer serve PORT ... | net_peer get|post PORT PATH ...\n");
