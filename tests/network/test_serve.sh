@@ -10,7 +10,11 @@ set -euo pipefail
 agg=$1 agent=$2 peer=$3 src=$4 port=$5
 work=$(mktemp -d)
 srv=
-cleanup() { [ -n "$srv" ] && kill -9 "$srv" 2>/dev/null; kill -CONT "$srv" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+cleanup() {
+  if [ -n "$srv" ]; then kill -CONT "$srv" 2>/dev/null || true; kill -9 "$srv" 2>/dev/null || true; fi
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ -f "$work/agg.log" ] && tail -20 "$work/agg.log" >&2; exit 1; }
 cd "$work"

@@ -8,7 +8,11 @@ set -euo pipefail
 peer=$1 src=$2 port=$3
 work=$(mktemp -d)
 srv=
-cleanup() { [ -n "$srv" ] && kill "$srv" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+cleanup() {
+  if [ -n "$srv" ]; then kill "$srv" 2>/dev/null || true; fi
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ -f "$work/srv.log" ] && tail -20 "$work/srv.log" >&2; exit 1; }
 cd "$work"
