@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cmd_model.h"
 #include "cmd_net.h"
 #include "cmd_store.h"
 #include "storefl/buildinfo.h"
@@ -20,6 +21,11 @@ static const storefl_command COMMANDS[] = {
     {"version", "print the versions of storefl and the libraries it runs on", cmd_version},
     {"ingest", "import a retailer CSV export (plain or .gz) into the store's database", storefl_cmd_ingest},
     {"partition", "split a retailer-wide export into one store database per client", storefl_cmd_partition},
+    {"train", "train the recommendation model on this store's purchases alone", storefl_cmd_train},
+    {"personalize", "adapt the model's head to the store's latest purchases (cached)",
+     storefl_cmd_personalize},
+    {"recommend", "rank the store's products (or only new ones) for a basket and shopper",
+     storefl_cmd_recommend},
     {"sync", "one exchange with the aggregator: round, model (by ETag), upload the outbox", storefl_cmd_sync},
     {NULL, NULL, NULL},
 };

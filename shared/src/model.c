@@ -256,9 +256,13 @@ static void item_vec(const storefl_model *m, const storefl_catalog *c, uint32_t 
   memset(v, 0, d * sizeof *v);
   if (n == 0)
     return;
+  /* Plain loops: d is small (32) and a BLAS call per token row would cost more than the row. */
   float w = 1.0f / (float)n;
-  for (size_t k = 0; k < n; k++)
-    cblas_saxpy((blasint)d, w, E + (size_t)t[k] * d, 1, v, 1);
+  for (size_t k = 0; k < n; k++) {
+    const float *e = E + (size_t)t[k] * d;
+    for (uint32_t j = 0; j < d; j++)
+      v[j] += w * e[j];
+  }
 }
 
 void sfl_ctx_build(sfl_ctx *x, const storefl_model *m, const storefl_catalog *c, const storefl_profile *p,
@@ -316,8 +320,11 @@ void sfl_ctx_build(sfl_ctx *x, const storefl_model *m, const storefl_catalog *c,
     if (n == 0)
       continue;
     float w = x->item_w / (float)n;
-    for (size_t k = 0; k < n; k++)
-      cblas_saxpy((blasint)d, w, E + (size_t)t[k] * d, 1, x->u, 1);
+    for (size_t k = 0; k < n; k++) {
+      const float *e = E + (size_t)t[k] * d;
+      for (uint32_t j = 0; j < d; j++)
+        x->u[j] += w * e[j];
+    }
     int in_basket = i >= nh;
     for (size_t k = 0; k < c->nwords[it]; k++) {
       uint32_t b = t[k];

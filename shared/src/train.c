@@ -212,7 +212,9 @@ static void emb_add(storefl_trainer *t, uint32_t row, float w, const float *x) {
     t->touched[row] = 1;
     t->rows[t->nrows++] = row;
   }
-  cblas_saxpy((blasint)d, w, x, 1, t->grad->params[STOREFL_P_ITEM_EMB].data + (size_t)row * d, 1);
+  float *g = t->grad->params[STOREFL_P_ITEM_EMB].data + (size_t)row * d;
+  for (size_t j = 0; j < d; j++)
+    g[j] += w * x[j];
 }
 
 static int loss_grad(storefl_trainer *t, const storefl_model *m, const storefl_train_data *data,
