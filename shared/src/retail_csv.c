@@ -414,8 +414,6 @@ int storefl_retail_next(storefl_retail_reader *r, storefl_retail_row *row) {
   row->category = field(r, STOREFL_COL_CATEGORY);
   row->brand = field(r, STOREFL_COL_BRAND);
   row->country = field(r, STOREFL_COL_COUNTRY);
-  if (row->basket[0] == '\0')
-    return row_error(r, line, "empty basket id");
   const char *t = field(r, STOREFL_COL_TIME);
   if (storefl_parse_time(t, &row->time) != STOREFL_OK)
     return row_error(r, line, "bad time '%.40s' (want YYYY-MM-DD HH:MM[:SS])", t);
