@@ -185,36 +185,6 @@ static void tensor_stats(const storefl_tensor *u, size_t n, double *ss_out, doub
   *max_out = mx;
 }
 
-int storefl_accum_check(const storefl_accum *acc, const storefl_tensor *tensors, uint32_t n_tensors,
-                        storefl_accum_stats *stats) {
-  if (!acc || (!tensors && n_tensors))
-    return STOREFL_ERR_INVALID;
-  if (n_tensors != acc->n_tensors)
-    return STOREFL_ERR_INVALID;
-  for (uint32_t t = 0; t < n_tensors; t++) {
-    int rc = match_tensor(acc, t, &tensors[t]);
-    if (rc)
-      return rc;
-  }
-  double ss = 0, mx = 0;
-  for (uint32_t t = 0; t < n_tensors; t++) {
-    double s, m;
-    tensor_stats(&tensors[t], acc->numel[t], &s, &m);
-    if (!isfinite(s))
-      return STOREFL_ERR_NONFINITE;
-    ss += s;
-    mx = m > mx ? m : mx;
-  }
-  if (!isfinite(ss))
-    return STOREFL_ERR_NONFINITE; /* finite values whose squares overflow: certainly too large */
-  if (stats) {
-    stats->l2_norm = sqrt(ss);
-    stats->max_abs = mx;
-    stats->numel = acc->total;
-  }
-  return STOREFL_OK;
-}
-
 /* x * w * 2^S for float values x: exact in double (24 + 20 bits), then rounded half-to-even by the
  * magic-number addition; the integer is read from the low mantissa bits (valid for |v| < 2^51). */
 static inline int64_t round_bits(double v) {
@@ -244,9 +214,188 @@ static void add_f16(int64_t *restrict sums, const uint8_t *restrict p, size_t n,
 static void add_i8(int64_t *restrict sums, const uint8_t *restrict p, size_t n, double ws, float scale) {
   int64_t table[256];
   for (int q = -128; q < 128; q++)
-    table[(uint8_t)q] = round_bits((double)q * (double)scale * ws);
+    table[(uint8_t)q] = round_bits((double)q * ((double)scale * ws));
   for (size_t i = 0; i < n; i++)
     sums[i] += table[p[i]];
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#include <immintrin.h>
+#define ACC_HAVE_AVX2 1
+/* AVX2 (+F16C) kernels, chosen at run time. They perform exactly the same IEEE operations per element
+ * as the scalar code (float->double, an exact product, one rounding addition, integer add), so the
+ * sums are bit-identical whichever path runs; only the summation order of the squared norm differs
+ * (it is compared with a bound, never accumulated). */
+#define AVX2 __attribute__((target("avx2,f16c")))
+
+AVX2 static void stats_f32_avx2(const uint8_t *p, size_t n, double *ss, double *mx) {
+  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+  __m128 m = _mm_setzero_ps();
+  const __m128 absmask = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m128 a = _mm_loadu_ps((const float *)(const void *)(p + 4 * i));
+    __m128 b = _mm_loadu_ps((const float *)(const void *)(p + 4 * i + 16));
+    __m256d da = _mm256_cvtps_pd(a), db = _mm256_cvtps_pd(b);
+    s0 = _mm256_add_pd(s0, _mm256_mul_pd(da, da));
+    s1 = _mm256_add_pd(s1, _mm256_mul_pd(db, db));
+    m = _mm_max_ps(m, _mm_max_ps(_mm_and_ps(a, absmask), _mm_and_ps(b, absmask)));
+  }
+  double v[4], w[4];
+  float mm[4];
+  _mm256_storeu_pd(v, s0);
+  _mm256_storeu_pd(w, s1);
+  _mm_storeu_ps(mm, m);
+  double sum = ((v[0] + w[0]) + (v[1] + w[1])) + ((v[2] + w[2]) + (v[3] + w[3]));
+  float mxf = fmaxf(fmaxf(mm[0], mm[1]), fmaxf(mm[2], mm[3]));
+  for (; i < n; i++) {
+    float x;
+    memcpy(&x, p + 4 * i, sizeof x);
+    sum += (double)x * x;
+    mxf = fabsf(x) > mxf ? fabsf(x) : mxf;
+  }
+  *ss = sum;
+  *mx = mxf;
+}
+
+AVX2 static void stats_f16_avx2(const uint8_t *p, size_t n, double *ss, double *mx) {
+  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+  __m256 m = _mm256_setzero_ps();
+  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 f = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 2 * i)));
+    __m256d da = _mm256_cvtps_pd(_mm256_castps256_ps128(f)),
+            db = _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1));
+    s0 = _mm256_add_pd(s0, _mm256_mul_pd(da, da));
+    s1 = _mm256_add_pd(s1, _mm256_mul_pd(db, db));
+    m = _mm256_max_ps(m, _mm256_and_ps(f, absmask));
+  }
+  double v[4], w[4];
+  float mm[8];
+  _mm256_storeu_pd(v, s0);
+  _mm256_storeu_pd(w, s1);
+  _mm256_storeu_ps(mm, m);
+  double sum = ((v[0] + w[0]) + (v[1] + w[1])) + ((v[2] + w[2]) + (v[3] + w[3]));
+  float mxf = 0;
+  for (int k = 0; k < 8; k++)
+    mxf = fmaxf(mxf, mm[k]);
+  for (; i < n; i++) {
+    float x = g_half_table[(uint16_t)(p[2 * i] | (p[2 * i + 1] << 8))];
+    sum += (double)x * x;
+    mxf = fabsf(x) > mxf ? fabsf(x) : mxf;
+  }
+  /* a NaN lane would be dropped by max_ps but never by the sum of squares */
+  *ss = sum;
+  *mx = mxf;
+}
+
+AVX2 static void add_f32_avx2(int64_t *sums, const uint8_t *p, size_t n, double ws) {
+  const __m256d vws = _mm256_set1_pd(ws), vm = _mm256_set1_pd(ACC_MAGIC);
+  const __m256i vmb = _mm256_castpd_si256(vm);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256d a = _mm256_cvtps_pd(_mm_loadu_ps((const float *)(const void *)(p + 4 * i)));
+    __m256d b = _mm256_cvtps_pd(_mm_loadu_ps((const float *)(const void *)(p + 4 * i + 16)));
+    __m256i qa = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(_mm256_mul_pd(a, vws), vm)), vmb);
+    __m256i qb = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(_mm256_mul_pd(b, vws), vm)), vmb);
+    __m256i *d = (__m256i *)(void *)(sums + i);
+    _mm256_storeu_si256(d, _mm256_add_epi64(_mm256_loadu_si256(d), qa));
+    _mm256_storeu_si256(d + 1, _mm256_add_epi64(_mm256_loadu_si256(d + 1), qb));
+  }
+  add_f32(sums + i, p + 4 * i, n - i, ws);
+}
+
+AVX2 static void add_f16_avx2(int64_t *sums, const uint8_t *p, size_t n, double ws) {
+  const __m256d vws = _mm256_set1_pd(ws), vm = _mm256_set1_pd(ACC_MAGIC);
+  const __m256i vmb = _mm256_castpd_si256(vm);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 f = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 2 * i)));
+    __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(f)), b = _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1));
+    __m256i qa = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(_mm256_mul_pd(a, vws), vm)), vmb);
+    __m256i qb = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(_mm256_mul_pd(b, vws), vm)), vmb);
+    __m256i *d = (__m256i *)(void *)(sums + i);
+    _mm256_storeu_si256(d, _mm256_add_epi64(_mm256_loadu_si256(d), qa));
+    _mm256_storeu_si256(d + 1, _mm256_add_epi64(_mm256_loadu_si256(d + 1), qb));
+  }
+  add_f16(sums + i, p + 2 * i, n - i, ws);
+}
+
+/* int8: q * (scale * w * 2^S) is exact (8 + 24 + 20 bits) and equals (q * scale) * w * 2^S. */
+AVX2 static void add_i8_avx2(int64_t *sums, const uint8_t *p, size_t n, double ws, float scale) {
+  const __m256d k = _mm256_set1_pd((double)scale * ws), vm = _mm256_set1_pd(ACC_MAGIC);
+  const __m256i vmb = _mm256_castpd_si256(vm);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    int64_t raw;
+    memcpy(&raw, p + i, sizeof raw);
+    __m256i q32 = _mm256_cvtepi8_epi32(_mm_cvtsi64_si128(raw));
+    __m256d a = _mm256_cvtepi32_pd(_mm256_castsi256_si128(q32));
+    __m256d b = _mm256_cvtepi32_pd(_mm256_extracti128_si256(q32, 1));
+    __m256i qa = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(_mm256_mul_pd(a, k), vm)), vmb);
+    __m256i qb = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(_mm256_mul_pd(b, k), vm)), vmb);
+    __m256i *d = (__m256i *)(void *)(sums + i);
+    _mm256_storeu_si256(d, _mm256_add_epi64(_mm256_loadu_si256(d), qa));
+    _mm256_storeu_si256(d + 1, _mm256_add_epi64(_mm256_loadu_si256(d + 1), qb));
+  }
+  for (; i < n; i++)
+    sums[i] += round_bits((double)(int8_t)p[i] * ((double)scale * ws));
+}
+
+static int g_use_avx2 = -1;
+static int use_avx2(void) {
+  if (g_use_avx2 < 0) {
+    const char *off = getenv("STOREFL_NO_SIMD");
+    unsigned a, b, c, d;
+    /* F16C is CPUID.1:ECX bit 29 (clang's __builtin_cpu_supports does not know "f16c"). */
+    int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+    g_use_avx2 = !(off && *off) && __builtin_cpu_supports("avx2") && f16c;
+  }
+  return g_use_avx2;
+}
+#else
+static int use_avx2(void) {
+  return 0;
+}
+#endif
+
+int storefl_accum_check(const storefl_accum *acc, const storefl_tensor *tensors, uint32_t n_tensors,
+                        storefl_accum_stats *stats) {
+  if (!acc || (!tensors && n_tensors))
+    return STOREFL_ERR_INVALID;
+  if (n_tensors != acc->n_tensors)
+    return STOREFL_ERR_INVALID;
+  for (uint32_t t = 0; t < n_tensors; t++) {
+    int rc = match_tensor(acc, t, &tensors[t]);
+    if (rc)
+      return rc;
+  }
+  double ss = 0, mx = 0;
+  for (uint32_t t = 0; t < n_tensors; t++) {
+    double s, m;
+#ifdef ACC_HAVE_AVX2
+    if (use_avx2() && tensors[t].dtype == STOREFL_DTYPE_F32)
+      stats_f32_avx2(tensors[t].data, acc->numel[t], &s, &m);
+    else if (use_avx2() && tensors[t].dtype == STOREFL_DTYPE_F16)
+      stats_f16_avx2(tensors[t].data, acc->numel[t], &s, &m);
+    else
+#endif
+      tensor_stats(&tensors[t], acc->numel[t], &s, &m);
+    if (!isfinite(s))
+      return STOREFL_ERR_NONFINITE;
+    ss += s;
+    mx = m > mx ? m : mx;
+  }
+  if (!isfinite(ss))
+    return STOREFL_ERR_NONFINITE; /* finite values whose squares overflow: certainly too large */
+  if (stats) {
+    stats->l2_norm = sqrt(ss);
+    stats->max_abs = mx;
+    stats->numel = acc->total;
+  }
+  return STOREFL_OK;
 }
 
 int storefl_accum_add(storefl_accum *acc, const storefl_tensor *tensors, uint32_t n_tensors,
@@ -282,6 +431,17 @@ int storefl_accum_add_checked(storefl_accum *acc, const storefl_tensor *tensors,
     const storefl_tensor *u = &tensors[t];
     int64_t *s = acc->sums + acc->offset[t];
     size_t n = acc->numel[t];
+#ifdef ACC_HAVE_AVX2
+    if (use_avx2()) {
+      if (u->dtype == STOREFL_DTYPE_F32)
+        add_f32_avx2(s, u->data, n, ws);
+      else if (u->dtype == STOREFL_DTYPE_F16)
+        add_f16_avx2(s, u->data, n, ws);
+      else
+        add_i8_avx2(s, u->data, n, ws, u->scale);
+      continue;
+    }
+#endif
     if (u->dtype == STOREFL_DTYPE_F32)
       add_f32(s, u->data, n, ws);
     else if (u->dtype == STOREFL_DTYPE_F16)
@@ -292,6 +452,10 @@ int storefl_accum_add_checked(storefl_accum *acc, const storefl_tensor *tensors,
   acc->count++;
   acc->weight += weight;
   return STOREFL_OK;
+}
+
+const char *storefl_accum_kernel(void) {
+  return use_avx2() ? "avx2" : "scalar";
 }
 
 uint32_t storefl_accum_count(const storefl_accum *acc) {

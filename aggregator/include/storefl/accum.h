@@ -85,6 +85,10 @@ const int64_t *storefl_accum_sums(const storefl_accum *acc);
 int64_t *storefl_accum_sums_mut(storefl_accum *acc);
 /* Largest allowed |q * w| per contribution. */
 int64_t storefl_accum_limit(const storefl_accum *acc);
+/* Kernel in use: "avx2" (AVX2 + F16C, chosen at run time) or "scalar" (other CPUs, or the environment
+ * variable STOREFL_NO_SIMD set). Both give bit-identical sums. */
+const char *storefl_accum_kernel(void);
+
 /* Forgets every update. */
 void storefl_accum_reset(storefl_accum *acc);
 
