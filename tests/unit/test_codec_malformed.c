@@ -473,7 +473,8 @@ typedef struct tspec {
   size_t present;  /* bytes actually present (<= nbytes) */
   uint8_t fill[4]; /* element pattern (little-endian) */
   int fill_len;
-  int scale_kind; /* 0 none, 1 float32 0.5, 2 NaN, 3 zero, 4 -1, 5 float64 1e300 (> FLT_MAX), 6 1e-50 */
+  int scale_kind; /* 0 none, 1 float32 0.5, 2 NaN, 3 zero, 4 -1, 5 float64 1e300 (> FLT_MAX), 6 1e-50,
+                     7 3e38 (a float, but -128 * 3e38 overflows) */
 } tspec;
 
 static void b_tensor(bytes *b, const tspec *t) {
@@ -500,7 +501,7 @@ static void b_tensor(bytes *b, const tspec *t) {
     if (t->scale_kind <= 4) {
       b_put(b, sc[t->scale_kind] + 1, sc[t->scale_kind][0]);
     } else { /* a finite double beyond FLT_MAX, or one that underflows to 0 as a float */
-      double d = t->scale_kind == 5 ? 1e300 : 1e-50;
+      double d = t->scale_kind == 5 ? 1e300 : t->scale_kind == 6 ? 1e-50 : 3e38;
       uint64_t bits;
       memcpy(&bits, &d, 8);
       b_byte(b, 0xfb);
@@ -622,6 +623,9 @@ static void test_tensor_corruptions(void **state) {
   assert_int_equal(decode_tensor_case(&t, 1), STOREFL_ERR_NONFINITE);
   t.scale_kind = 6;
   assert_int_equal(decode_tensor_case(&t, 1), STOREFL_ERR_INVALID);
+  /* regression (found by writing the fuzz oracle): q * scale must stay finite for q = -128 */
+  t.scale_kind = 7;
+  assert_int_equal(decode_tensor_case(&t, 1), STOREFL_ERR_NONFINITE);
   t = good_f32();
   t.scale_kind = 1;
   assert_int_equal(decode_tensor_case(&t, 1), STOREFL_ERR_INVALID); /* scale on a float tensor */
