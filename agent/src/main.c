@@ -27,6 +27,7 @@ static const storefl_command COMMANDS[] = {
     {"recommend", "rank the store's products (or only new ones) for a basket and shopper",
      storefl_cmd_recommend},
     {"sync", "one exchange with the aggregator: round, model (by ETag), upload the outbox", storefl_cmd_sync},
+    {"run", "daemon: observe rounds, train when selected, upload, fetch new models", storefl_cmd_run},
     {NULL, NULL, NULL},
 };
 

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "net_agent.h"
+#include "storefl/agg_service.h"
 #include "storefl/coap_server.h"
 #include "storefl/codec.h"
 #include "storefl/error.h"
@@ -432,6 +433,110 @@ static int outbox(char **argv) {
   return rc ? 1 : 0;
 }
 
+/* storemodel DB VERSION: the digest of the global model VERSION an agent stored. */
+static int storemodel(char **argv) {
+  storefl_store *st = NULL;
+  char err[256];
+  if (storefl_store_open(argv[2], NULL, &st, err, sizeof err) != 0)
+    return 1;
+  uint8_t d[32];
+  void *blob = NULL;
+  size_t len = 0;
+  uint64_t v = 0;
+  int rc = storefl_store_get_model(st, "global", strtoull(argv[3], NULL, 10), &v, d, &blob, &len);
+  storefl_store_close(st);
+  free(blob);
+  if (rc)
+    return 1;
+  printf("version=%llu digest=", (unsigned long long)v);
+  for (int i = 0; i < 32; i++)
+    printf("%02x", d[i]);
+  printf("\n");
+  return 0;
+}
+
+typedef struct replay_ctx {
+  uint64_t round;
+  uint8_t *bodies[64];
+  size_t lens[64];
+  char ids[64][STOREFL_MAX_ID_LEN + 1];
+  int n;
+} replay_ctx;
+
+static int collect(void *user, const storefl_outbox_item *it) {
+  replay_ctx *r = user;
+  if (it->round != r->round || it->state != STOREFL_OUTBOX_SENT || r->n == 64)
+    return 0;
+  storefl_update_msg u;
+  if (storefl_update_decode(it->body, it->body_len, it->body_len, &u) != 0)
+    return 0;
+  r->bodies[r->n] = malloc(it->body_len);
+  if (!r->bodies[r->n])
+    return STOREFL_ERR_NOMEM;
+  memcpy(r->bodies[r->n], it->body, it->body_len);
+  r->lens[r->n] = it->body_len;
+  snprintf(r->ids[r->n], sizeof r->ids[0], "%.*s", (int)u.store_id.len, u.store_id.ptr);
+  r->n++;
+  return 0;
+}
+
+/* replay AGG.ini DBFILE ROUND STORE.db...: feeds the acknowledged updates of ROUND, taken from the
+ * agents' outboxes, in reverse order into a fresh in-process aggregator (same config, database
+ * DBFILE) and prints the digest of the model that round produced: an independent recomputation of
+ * what the networked aggregator published. */
+static int replay(int argc, char **argv) {
+  storefl_agg_config cfg;
+  char err[512];
+  storefl_agg_config_defaults(&cfg);
+  if (storefl_agg_config_load(argv[2], &cfg, err, sizeof err) != 0) {
+    fprintf(stderr, "net_peer: %s\n", err);
+    return 1;
+  }
+  snprintf(cfg.db_path, sizeof cfg.db_path, "%s", argv[3]);
+  replay_ctx r;
+  memset(&r, 0, sizeof r);
+  r.round = strtoull(argv[4], NULL, 10);
+  for (int i = 5; i < argc; i++) {
+    storefl_store *st = NULL;
+    if (storefl_store_open(argv[i], NULL, &st, err, sizeof err) != 0)
+      return 1;
+    int rc = storefl_store_outbox_list(st, collect, &r);
+    storefl_store_close(st);
+    if (rc)
+      return 1;
+  }
+  storefl_agg *agg = NULL;
+  if (storefl_agg_open(&cfg, NULL, &agg) != 0)
+    return 1;
+  for (int i = r.n - 1; i >= 0; i--) {
+    storefl_agg_response resp;
+    memset(&resp, 0, sizeof resp);
+    int rc = storefl_agg_handle_update(agg, r.ids[i], 60, r.bodies[i], r.lens[i], &resp);
+    printf("replayed %s: %d\n", r.ids[i], resp.coap_code);
+    storefl_agg_response_release(&resp);
+    free(r.bodies[i]);
+    if (rc)
+      return 1;
+  }
+  storefl_round_msg round;
+  uint32_t parts = 0;
+  if (storefl_agg_round_info(agg, &round, &parts) != 0)
+    return 1;
+  size_t n = storefl_agg_model_numel(agg);
+  float *params = malloc(n * sizeof *params);
+  uint64_t v = 0;
+  uint8_t d[32];
+  if (!params || storefl_agg_model_copy(agg, params, n, &v, d) != 0)
+    return 1;
+  printf("version=%llu digest=", (unsigned long long)v);
+  for (int i = 0; i < 32; i++)
+    printf("%02x", d[i]);
+  printf("\n");
+  free(params);
+  storefl_agg_close(agg);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (getenv("NET_PEER_DEBUG"))
     storefl_log_set_level(STOREFL_LOG_DEBUG);
@@ -441,6 +546,10 @@ int main(int argc, char **argv) {
     return mkupdate(argc, argv);
   if (argc == 5 && !strcmp(argv[1], "enqueue"))
     return enqueue(argv);
+  if (argc == 4 && !strcmp(argv[1], "storemodel"))
+    return storemodel(argv);
+  if (argc >= 6 && !strcmp(argv[1], "replay"))
+    return replay(argc, argv);
   if (argc == 3 && !strcmp(argv[1], "outbox"))
     return outbox(argv);
   if (argc >= 4 && (!strcmp(argv[1], "get") || !strcmp(argv[1], "post")))
