@@ -4,6 +4,7 @@
 
 #include "cmd_eval.h"
 #include "cmd_model.h"
+#include "cmd_net.h"
 #include "cmd_store.h"
 #include "storefl/buildinfo.h"
 #include "storefl/cli.h"
@@ -27,6 +28,8 @@ static const storefl_command COMMANDS[] = {
      storefl_cmd_personalize},
     {"recommend", "rank the store's products (or only new ones) for a basket and shopper",
      storefl_cmd_recommend},
+    {"sync", "one exchange with the aggregator: round, model (by ETag), upload the outbox", storefl_cmd_sync},
+    {"run", "daemon: observe rounds, train when selected, upload, fetch new models", storefl_cmd_run},
     {NULL, NULL, NULL},
 };
 

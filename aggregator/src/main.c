@@ -5,6 +5,7 @@
 #include "cmd_rounds.h"
 #include "storefl/buildinfo.h"
 #include "storefl/cli.h"
+#include "cmd_serve.h"
 
 #include "cmd_privacy.h"
 
@@ -22,6 +23,7 @@ static const storefl_command COMMANDS[] = {
     {"privacy", "plan a campaign: epsilon for a noise level, or the noise for a target epsilon",
      storefl_cmd_privacy},
     {"rounds", "show the rounds and model versions of an aggregator database", storefl_cmd_rounds},
+    {"serve", "run the federated rounds over CoAP + DTLS", storefl_cmd_serve},
     {NULL, NULL, NULL},
 };
 

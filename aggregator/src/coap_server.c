@@ -1,0 +1,451 @@
+/* CoAP/DTLS front end of the aggregator (see storefl/coap_server.h). */
+#include "storefl/coap_server.h"
+
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storefl/codec.h"
+#include "storefl/error.h"
+#include "storefl/log.h"
+
+#define CF_CBOR 60 /* application/cbor */
+
+/* Upload being reassembled on one session (blocks arrive in order; see hnd_update). */
+typedef struct sess_state {
+  uint8_t *buf;
+  size_t cap, len;
+} sess_state;
+
+struct storefl_server {
+  coap_context_t *ctx;
+  storefl_server_opts o;
+  storefl_server_service svc;
+  coap_resource_t *r_model, *r_round, *r_update, *r_status;
+  unsigned pending; /* STOREFL_SERVER_CHANGED_* not yet notified */
+  uint32_t sessions;
+};
+
+static void set_err(char *err, size_t errlen, const char *msg, const char *arg) {
+  if (err && errlen)
+    snprintf(err, errlen, "%s%s", msg, arg);
+}
+
+static storefl_server *server_of(coap_session_t *session) {
+  return coap_context_get_app_data(coap_session_get_context(session));
+}
+
+static void sess_free(sess_state *st) {
+  if (!st)
+    return;
+  free(st->buf);
+  free(st);
+}
+
+static int on_event(coap_session_t *session, const coap_event_t event) {
+  storefl_server *s = server_of(session);
+  if (!s)
+    return 0;
+  if (event == COAP_EVENT_SERVER_SESSION_NEW) {
+    s->sessions++;
+    if (s->o.q_block_burst)
+      coap_session_set_max_payloads(session, (uint16_t)(s->o.q_block_burst > 65535 ? 65535 : s->o.q_block_burst));
+  } else if (event == COAP_EVENT_SERVER_SESSION_DEL) {
+    if (s->sessions)
+      s->sessions--;
+    sess_free(coap_session_get_app_data(session));
+    coap_session_set_app_data(session, NULL);
+  } else if (event == COAP_EVENT_DTLS_ERROR) {
+    SFL_WARN("dtls", "handshake with %s failed", coap_session_str(session));
+  }
+  return 0;
+}
+
+static uint64_t etag_u64(const uint8_t e[STOREFL_ETAG_LEN]) {
+  uint64_t v = 0;
+  for (int i = 0; i < STOREFL_ETAG_LEN; i++)
+    v = v << 8 | e[i];
+  return v ? v : 1; /* libcoap treats 0 as "no ETag" */
+}
+
+typedef struct reply_box {
+  storefl_server_reply r;
+} reply_box;
+
+static void release_box(coap_session_t *session, void *p) {
+  (void)session;
+  reply_box *b = p;
+  if (b->r.release)
+    b->r.release(b->r.owner);
+  free(b);
+}
+
+static void release_reply(storefl_server_reply *r) {
+  if (r->release)
+    r->release(r->owner);
+  memset(r, 0, sizeof *r);
+}
+
+/* Sends a service reply; takes ownership of r's body. */
+static void send_reply(coap_resource_t *resource, coap_session_t *session, const coap_pdu_t *request,
+                       const coap_string_t *query, coap_pdu_t *response, storefl_server_reply *r) {
+  coap_pdu_set_code(response, (coap_pdu_code_t)COAP_RESPONSE_CODE(r->coap_code));
+  if (!r->body || !r->len) {
+    uint8_t buf[8];
+    if (r->has_etag)
+      coap_add_option(response, COAP_OPTION_ETAG, coap_encode_var_safe8(buf, sizeof buf, etag_u64(r->etag)),
+                      buf);
+    if (r->max_age_s)
+      coap_add_option(response, COAP_OPTION_MAXAGE, coap_encode_var_safe(buf, sizeof buf, r->max_age_s), buf);
+    release_reply(r);
+    return;
+  }
+  reply_box *b = malloc(sizeof *b);
+  if (!b) {
+    release_reply(r);
+    coap_pdu_set_code(response, COAP_RESPONSE_CODE_INTERNAL_ERROR);
+    return;
+  }
+  b->r = *r;
+  memset(r, 0, sizeof *r);
+  /* libcoap keeps the body for the rest of a Block2 transfer and calls release_box when done (or
+   * on failure). */
+  if (!coap_add_data_large_response(
+          resource, session, request, response, query, CF_CBOR, b->r.max_age_s ? (int)b->r.max_age_s : -1,
+          b->r.has_etag ? etag_u64(b->r.etag) : 0, b->r.len, b->r.body, release_box, b))
+    coap_pdu_set_code(response, COAP_RESPONSE_CODE_INTERNAL_ERROR);
+}
+
+static void plain_code(coap_pdu_t *response, int code, const char *why, coap_session_t *session) {
+  coap_pdu_set_code(response, (coap_pdu_code_t)COAP_RESPONSE_CODE(code));
+  if (why)
+    SFL_INFO("server", "%d.%02d for %s: %s", code / 100, code % 100, coap_session_str(session), why);
+}
+
+/* The DTLS identity; in --insecure-dev mode, the "store=" query (there is no authentication). */
+static int identity_of(storefl_server *s, coap_session_t *session, const coap_string_t *query,
+                       char id[STOREFL_MAX_ID_LEN + 1]) {
+  if (!s->o.insecure_dev)
+    return storefl_transport_session_identity(session, id);
+  if (!query)
+    return STOREFL_ERR_UNAUTHORIZED;
+  const char *q = (const char *)query->s;
+  size_t n = query->length;
+  for (size_t i = 0; i + 6 <= n; i++) {
+    if ((i == 0 || q[i - 1] == '&') && memcmp(q + i, "store=", 6) == 0) {
+      size_t j = i + 6, k = j;
+      while (k < n && q[k] != '&')
+        k++;
+      if (!storefl_store_id_valid(q + j, k - j))
+        return STOREFL_ERR_UNAUTHORIZED;
+      memcpy(id, q + j, k - j);
+      id[k - j] = 0;
+      return STOREFL_OK;
+    }
+  }
+  return STOREFL_ERR_UNAUTHORIZED;
+}
+
+static void hnd_model(coap_resource_t *resource, coap_session_t *session, const coap_pdu_t *request,
+                      const coap_string_t *query, coap_pdu_t *response) {
+  storefl_server *s = server_of(session);
+  storefl_server_reply r;
+  memset(&r, 0, sizeof r);
+  if (s->svc.model(s->svc.ctx, &r) != 0 && r.coap_code == 0)
+    r.coap_code = 500;
+  /* Conditional fetch: the client names the ETag of the body it holds; if it is still current the
+   * answer is 2.03 Valid without a body (RFC 7252 5.10.6.2). Observe notifications are never
+   * conditional. */
+  coap_opt_iterator_t it;
+  coap_opt_t *opt;
+  int notification = coap_check_option(request, COAP_OPTION_OBSERVE, &it) != NULL;
+  if (r.coap_code == 205 && r.has_etag && !notification) {
+    uint64_t cur = etag_u64(r.etag);
+    coap_option_iterator_init(request, &it, COAP_OPT_ALL);
+    while ((opt = coap_option_next(&it)) != NULL) {
+      if (it.number != COAP_OPTION_ETAG || coap_opt_length(opt) > 8)
+        continue;
+      if (coap_decode_var_bytes8(coap_opt_value(opt), coap_opt_length(opt)) == cur) {
+        storefl_server_reply v = r;
+        v.coap_code = 203;
+        v.body = NULL;
+        v.len = 0;
+        send_reply(resource, session, request, query, response, &v);
+        return; /* v took the release */
+      }
+    }
+  }
+  send_reply(resource, session, request, query, response, &r);
+}
+
+static void hnd_round(coap_resource_t *resource, coap_session_t *session, const coap_pdu_t *request,
+                      const coap_string_t *query, coap_pdu_t *response) {
+  storefl_server *s = server_of(session);
+  storefl_server_reply r;
+  memset(&r, 0, sizeof r);
+  if (s->svc.round(s->svc.ctx, &r) != 0 && r.coap_code == 0)
+    r.coap_code = 500;
+  send_reply(resource, session, request, query, response, &r);
+}
+
+static void hnd_status(coap_resource_t *resource, coap_session_t *session, const coap_pdu_t *request,
+                       const coap_string_t *query, coap_pdu_t *response) {
+  storefl_server *s = server_of(session);
+  storefl_server_reply r;
+  memset(&r, 0, sizeof r);
+  if (s->svc.status(s->svc.ctx, s->sessions, &r) != 0 && r.coap_code == 0)
+    r.coap_code = 500;
+  send_reply(resource, session, request, query, response, &r);
+}
+
+static void too_large(storefl_server *s, coap_pdu_t *response, coap_session_t *session, size_t total) {
+  uint8_t buf[8];
+  coap_pdu_set_code(response, COAP_RESPONSE_CODE_REQUEST_TOO_LARGE);
+  coap_add_option(response, COAP_OPTION_SIZE1, coap_encode_var_safe8(buf, sizeof buf, s->o.max_upload_bytes),
+                  buf);
+  SFL_INFO("server", "4.13 for %s: upload of %zu bytes over the cap of %llu", coap_session_str(session),
+           total, (unsigned long long)s->o.max_upload_bytes);
+}
+
+static void hnd_update(coap_resource_t *resource, coap_session_t *session, const coap_pdu_t *request,
+                       const coap_string_t *query, coap_pdu_t *response) {
+  storefl_server *s = server_of(session);
+  char id[STOREFL_MAX_ID_LEN + 1];
+  if (identity_of(s, session, query, id) != 0) {
+    plain_code(response, 401, "no authenticated store identity", session);
+    return;
+  }
+  coap_opt_iterator_t it;
+  coap_opt_t *opt = coap_check_option(request, COAP_OPTION_CONTENT_FORMAT, &it);
+  int cf = opt ? (int)coap_decode_var_bytes(coap_opt_value(opt), coap_opt_length(opt)) : -1;
+  sess_state *st = coap_session_get_app_data(session);
+  size_t size = 0, offset = 0, total = 0;
+  const uint8_t *data = NULL;
+  if (!coap_get_data_large(request, &size, &data, &offset, &total)) {
+    size = offset = total = 0;
+    data = NULL;
+  }
+  if (cf != CF_CBOR) {
+    /* Refused on the first block, before anything is buffered. */
+    if (st)
+      st->len = 0;
+    storefl_server_reply r;
+    memset(&r, 0, sizeof r);
+    if (s->svc.update(s->svc.ctx, id, cf, data, size, &r) != 0 && r.coap_code == 0)
+      r.coap_code = 415;
+    send_reply(resource, session, request, query, response, &r);
+    return;
+  }
+  /* total is the client's Size1 (or the running size); checking it on the first block means an
+   * oversized upload is refused before it is transferred, and the buffer never exceeds the cap. */
+  if (total > s->o.max_upload_bytes || offset + size > s->o.max_upload_bytes) {
+    if (st)
+      st->len = 0;
+    too_large(s, response, session, total > offset + size ? total : offset + size);
+    return;
+  }
+  if (size != total || offset != 0) {
+    /* One block of a larger body. */
+    if (!st) {
+      st = calloc(1, sizeof *st);
+      if (!st) {
+        plain_code(response, 500, "out of memory", session);
+        return;
+      }
+      coap_session_set_app_data(session, st);
+    }
+    if (offset == 0) {
+      st->len = 0;
+      SFL_DEBUG("server", "upload started: store=%s bytes=%zu", id, total);
+    }
+    if (offset != st->len) {
+      st->len = 0;
+      plain_code(response, 408, "block out of sequence", session);
+      return;
+    }
+    size_t need = offset + size;
+    if (need > st->cap) {
+      /* Grow geometrically up to the announced total, never beyond the cap. */
+      size_t ncap = st->cap ? st->cap * 2 : 64 * 1024;
+      if (ncap < total)
+        ncap = total;
+      if (ncap < need)
+        ncap = need;
+      if (ncap > s->o.max_upload_bytes)
+        ncap = (size_t)s->o.max_upload_bytes;
+      uint8_t *nb = realloc(st->buf, ncap);
+      if (!nb) {
+        st->len = 0;
+        plain_code(response, 500, "out of memory", session);
+        return;
+      }
+      st->buf = nb;
+      st->cap = ncap;
+    }
+    if (size)
+      memcpy(st->buf + offset, data, size);
+    st->len = need;
+    if (need < total) {
+      coap_pdu_set_code(response, COAP_RESPONSE_CODE_CONTINUE);
+      return;
+    }
+    data = st->buf;
+    size = st->len;
+  }
+  storefl_server_reply r;
+  memset(&r, 0, sizeof r);
+  if (s->svc.update(s->svc.ctx, id, cf, data, size, &r) != 0 && r.coap_code == 0)
+    r.coap_code = 500;
+  if (st) {
+    /* The service has consumed the body: drop the buffer, idle sessions should cost little. */
+    free(st->buf);
+    st->buf = NULL;
+    st->cap = st->len = 0;
+  }
+  send_reply(resource, session, request, query, response, &r);
+}
+
+static int bind_endpoint(storefl_server *s, char *err, size_t errlen) {
+  coap_address_t addr;
+  coap_address_init(&addr);
+  const char *host = s->o.host ? s->o.host : "127.0.0.1";
+  coap_str_const_t h = {strlen(host), (const uint8_t *)host};
+  coap_addr_info_t *ai = coap_resolve_address_info(
+      &h, s->o.port, s->o.port, s->o.port, s->o.port, AI_PASSIVE | AI_NUMERICHOST,
+      s->o.insecure_dev ? COAP_URI_SCHEME_COAP_BIT : COAP_URI_SCHEME_COAPS_BIT, COAP_RESOLVE_TYPE_LOCAL);
+  if (!ai) {
+    set_err(err, errlen, "cannot resolve listen address ", host);
+    return STOREFL_ERR_INVALID;
+  }
+  addr = ai->addr;
+  coap_free_address_info(ai);
+  coap_endpoint_t *ep =
+      coap_new_endpoint(s->ctx, &addr, s->o.insecure_dev ? COAP_PROTO_UDP : COAP_PROTO_DTLS);
+  if (!ep) {
+    set_err(err, errlen, "cannot listen (address in use?) on ", host);
+    return STOREFL_ERR_IO;
+  }
+  return STOREFL_OK;
+}
+
+static coap_resource_t *add_resource(storefl_server *s, const char *path, coap_request_t method,
+                                     coap_method_handler_t h, int observable) {
+  coap_resource_t *r = coap_resource_init(coap_make_str_const(path), COAP_RESOURCE_FLAGS_NOTIFY_CON);
+  if (!r)
+    return NULL;
+  coap_register_request_handler(r, method, h);
+  if (observable)
+    coap_resource_set_get_observable(r, 1);
+  coap_add_resource(s->ctx, r);
+  return r;
+}
+
+int storefl_server_open(const storefl_server_opts *opts, const storefl_server_service *svc,
+                        storefl_server **out, char *err, size_t errlen) {
+  *out = NULL;
+  storefl_transport_init();
+  storefl_server *s = calloc(1, sizeof *s);
+  if (!s)
+    return STOREFL_ERR_NOMEM;
+  s->o = *opts;
+  s->svc = *svc;
+  if (!s->o.port)
+    s->o.port = s->o.insecure_dev ? 5683 : STOREFL_COAP_DEFAULT_PORT;
+  if (!s->o.max_sessions)
+    s->o.max_sessions = 1024;
+  if (!s->o.idle_timeout_s)
+    s->o.idle_timeout_s = 120;
+  if (!s->o.max_handshakes)
+    s->o.max_handshakes = 128;
+  if (!s->o.block_size)
+    s->o.block_size = 1024;
+  if (!s->o.tick_ms)
+    s->o.tick_ms = 1000;
+  if (!s->o.max_upload_bytes)
+    s->o.max_upload_bytes = (uint64_t)16 << 20;
+  int rc = STOREFL_ERR_NOMEM;
+  s->ctx = coap_new_context(NULL);
+  if (!s->ctx)
+    goto fail;
+  coap_context_set_app_data(s->ctx, s);
+  /* Bodies are reassembled here, block by block, into a buffer bounded by max_upload_bytes, instead
+   * of libcoap's unbounded single-body assembly. */
+  coap_context_set_block_mode(s->ctx,
+                              COAP_BLOCK_USE_LIBCOAP | (s->o.no_q_block ? 0 : COAP_BLOCK_TRY_Q_BLOCK));
+  if (!coap_context_set_max_block_size(s->ctx, s->o.block_size)) {
+    set_err(err, errlen, "invalid block size", "");
+    rc = STOREFL_ERR_INVALID;
+    goto fail;
+  }
+  coap_context_set_max_idle_sessions(s->ctx, s->o.max_sessions);
+  coap_context_set_session_timeout(s->ctx, s->o.idle_timeout_s);
+  coap_context_set_max_handshake_sessions(s->ctx, s->o.max_handshakes);
+  coap_register_event_handler(s->ctx, on_event);
+  if (!s->o.insecure_dev) {
+    rc = storefl_dtls_server_setup(s->ctx, &s->o.dtls, err, errlen);
+    if (rc)
+      goto fail;
+  }
+  rc = bind_endpoint(s, err, errlen);
+  if (rc)
+    goto fail;
+  rc = STOREFL_ERR_NOMEM;
+  s->r_model = add_resource(s, "v1/model", COAP_REQUEST_GET, hnd_model, 1);
+  s->r_round = add_resource(s, "v1/round", COAP_REQUEST_GET, hnd_round, 1);
+  s->r_update = add_resource(s, "v1/update", COAP_REQUEST_POST, hnd_update, 0);
+  s->r_status = add_resource(s, "v1/status", COAP_REQUEST_GET, hnd_status, 0);
+  if (!s->r_model || !s->r_round || !s->r_update || !s->r_status)
+    goto fail;
+  *out = s;
+  return STOREFL_OK;
+fail:
+  storefl_server_close(s);
+  return rc;
+}
+
+void storefl_server_notify(storefl_server *s, unsigned changed) {
+  s->pending |= changed;
+}
+
+uint32_t storefl_server_sessions(const storefl_server *s) {
+  return s->sessions;
+}
+
+static void flush_notifications(storefl_server *s) {
+  unsigned p = s->pending;
+  s->pending = 0;
+  if (p & STOREFL_SERVER_CHANGED_ROUND)
+    coap_resource_notify_observers(s->r_round, NULL);
+  if (p & STOREFL_SERVER_CHANGED_MODEL)
+    coap_resource_notify_observers(s->r_model, NULL);
+}
+
+int storefl_server_run(storefl_server *s, volatile sig_atomic_t *stop) {
+  coap_tick_t last = 0;
+  while (!*stop) {
+    /* Short waits so that a signal (which only sets *stop) ends the loop promptly. */
+    int r = coap_io_process(s->ctx, s->o.tick_ms < 200 ? s->o.tick_ms : 200);
+    if (r < 0) {
+      SFL_ERROR("server", "libcoap I/O failed");
+      return STOREFL_ERR_IO;
+    }
+    coap_tick_t now;
+    coap_ticks(&now);
+    if (s->svc.tick && (last == 0 || coap_ticks_to_rt_us(now - last) / 1000 >= s->o.tick_ms)) {
+      last = now;
+      s->svc.tick(s->svc.ctx);
+    }
+    if (s->pending)
+      flush_notifications(s);
+  }
+  return STOREFL_OK;
+}
+
+void storefl_server_close(storefl_server *s) {
+  if (!s)
+    return;
+  if (s->ctx)
+    coap_free_context(s->ctx); /* releases sessions (SESSION_DEL frees their buffers) and bodies */
+  free(s);
+}
