@@ -11,6 +11,7 @@
 
 #include "storefl/codec.h"
 #include "storefl/error.h"
+#include "storefl/model.h"
 
 void storefl_agg_config_defaults(storefl_agg_config *c) {
   memset(c, 0, sizeof *c);
@@ -145,6 +146,12 @@ static int handler(void *user, const char *section, const char *name, const char
     bad = parse_u64(value, &c->init_seed);
   else if (KEY("model", "init_scale"))
     bad = parse_double(value, &c->init_scale);
+  else if (KEY("model", "buckets"))
+    bad = parse_u32(value, &c->model_buckets);
+  else if (KEY("model", "dim"))
+    bad = parse_u32(value, &c->model_dim);
+  else if (KEY("model", "hidden"))
+    bad = parse_u32(value, &c->model_hidden);
   else if (KEY("round", "min_participants"))
     bad = parse_u32(value, &c->min_participants);
   else if (KEY("round", "target_participants"))
@@ -247,7 +254,50 @@ static int finish(parse_ctx *pc, int rc) {
     set_err(pc->err, pc->errlen, "line %d: syntax error", rc);
     return STOREFL_ERR_INVALID;
   }
-  return storefl_agg_config_validate(pc->cfg, pc->err, pc->errlen);
+  int vrc = storefl_agg_config_resolve_model(pc->cfg, pc->err, pc->errlen);
+  return vrc ? vrc : storefl_agg_config_validate(pc->cfg, pc->err, pc->errlen);
+}
+
+int storefl_agg_config_resolve_model(storefl_agg_config *c, char *err, size_t errlen) {
+  if (c->n_tensors > 0 && !c->init_from_model)
+    return STOREFL_OK; /* explicit spec */
+  if (strcmp(c->arch, STOREFL_MODEL_ARCH) != 0) {
+    set_err(err, errlen, "[model] arch %s has no built-in definition: give its 'tensor = name:DIMxDIM' lines",
+            c->arch);
+    return STOREFL_ERR_INVALID;
+  }
+  storefl_model_config mc;
+  storefl_model_config_default(&mc);
+  if (c->model_buckets)
+    mc.buckets = c->model_buckets;
+  if (c->model_dim)
+    mc.dim = c->model_dim;
+  if (c->model_hidden)
+    mc.hidden = c->model_hidden;
+  if (storefl_model_config_check(&mc) != STOREFL_OK) {
+    set_err(err, errlen, "[model] buckets/dim/hidden out of range (buckets a power of two in [16, 2^24])");
+    return STOREFL_ERR_INVALID;
+  }
+  storefl_model *m = NULL;
+  int rc = storefl_model_create(&mc, &m);
+  if (rc) {
+    set_err(err, errlen, "[model] cannot create the %s model", c->arch);
+    return rc;
+  }
+  c->n_tensors = STOREFL_MODEL_NPARAMS;
+  for (uint32_t i = 0; i < STOREFL_MODEL_NPARAMS; i++) {
+    memset(&c->tensors[i], 0, sizeof c->tensors[i]);
+    snprintf(c->tensors[i].name, sizeof c->tensors[i].name, "%s", m->params[i].name);
+    c->tensors[i].ndim = m->params[i].ndim;
+    for (uint32_t d = 0; d < m->params[i].ndim; d++)
+      c->tensors[i].shape[d] = m->params[i].shape[d];
+  }
+  c->model_buckets = mc.buckets;
+  c->model_dim = mc.dim;
+  c->model_hidden = mc.hidden;
+  c->init_from_model = 1;
+  storefl_model_free(m);
+  return STOREFL_OK;
 }
 
 int storefl_agg_config_load(const char *path, storefl_agg_config *cfg, char *err, size_t errlen) {
@@ -277,7 +327,8 @@ int storefl_agg_config_validate(const storefl_agg_config *c, char *err, size_t e
     return STOREFL_ERR_INVALID;                                                                              \
   } while (0)
   if (c->n_tensors == 0)
-    FAIL("[model] needs at least one 'tensor = name:DIMxDIM' line");
+    FAIL("[model] needs 'tensor = name:DIMxDIM' lines, or arch = %s for the built-in model",
+         STOREFL_MODEL_ARCH);
   uint64_t d = 0;
   for (uint32_t i = 0; i < c->n_tensors; i++) {
     uint64_t n;

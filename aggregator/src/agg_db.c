@@ -90,7 +90,10 @@ int agg_db_meta_get(sqlite3 *db, const char *key, char *buf, size_t cap) {
   int rc = prep(db, "SELECT value FROM meta WHERE key=?", &st);
   if (rc)
     return rc;
-  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+  if (sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC) != SQLITE_OK) {
+    sqlite3_finalize(st);
+    return fail(db, "bind");
+  }
   int s = sqlite3_step(st);
   if (s == SQLITE_ROW) {
     const char *v = (const char *)sqlite3_column_text(st, 0);
@@ -268,8 +271,11 @@ int agg_db_find_receipt(sqlite3 *db, uint64_t round, const char *store_id, agg_r
   int rc = prep(db, "SELECT " RECEIPT_COLS " FROM updates WHERE round=? AND store_id=?", &st);
   if (rc)
     return rc;
-  sqlite3_bind_int64(st, 1, (sqlite3_int64)round);
-  sqlite3_bind_text(st, 2, store_id, -1, SQLITE_STATIC);
+  if (sqlite3_bind_int64(st, 1, (sqlite3_int64)round) != SQLITE_OK ||
+      sqlite3_bind_text(st, 2, store_id, -1, SQLITE_STATIC) != SQLITE_OK) {
+    sqlite3_finalize(st);
+    return fail(db, "bind");
+  }
   int s = sqlite3_step(st);
   if (s == SQLITE_ROW)
     rc = row_to_receipt(st, out);
@@ -314,7 +320,10 @@ int agg_db_for_each_body(sqlite3 *db, uint64_t round,
       db, "SELECT " RECEIPT_COLS ", body FROM updates WHERE round=? AND body IS NOT NULL ORDER BY seq", &st);
   if (rc)
     return rc;
-  sqlite3_bind_int64(st, 1, (sqlite3_int64)round);
+  if (sqlite3_bind_int64(st, 1, (sqlite3_int64)round) != SQLITE_OK) {
+    sqlite3_finalize(st);
+    return fail(db, "bind");
+  }
   int s;
   while ((s = sqlite3_step(st)) == SQLITE_ROW) {
     agg_receipt_row r;
@@ -345,7 +354,10 @@ int agg_db_participants(sqlite3 *db, uint64_t round, char (*ids)[STOREFL_MAX_ID_
   int rc = prep(db, "SELECT store_id FROM updates WHERE round=? ORDER BY store_id COLLATE BINARY", &st);
   if (rc)
     return rc;
-  sqlite3_bind_int64(st, 1, (sqlite3_int64)round);
+  if (sqlite3_bind_int64(st, 1, (sqlite3_int64)round) != SQLITE_OK) {
+    sqlite3_finalize(st);
+    return fail(db, "bind");
+  }
   uint32_t k = 0;
   int s;
   while ((s = sqlite3_step(st)) == SQLITE_ROW) {

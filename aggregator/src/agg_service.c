@@ -13,8 +13,11 @@
 #include "agg_db.h"
 #include "storefl/accum.h"
 #include "storefl/codec.h"
+#include "storefl/dp.h"
 #include "storefl/error.h"
 #include "storefl/log.h"
+#include "storefl/model.h"
+#include "storefl/rng.h"
 
 #define COMP "aggregator"
 
@@ -54,8 +57,18 @@ struct storefl_agg {
   agg_blob *model_body;
   /* current round */
   agg_round_row round;
-  int idle; /* campaign over: no open round */
+  int idle;         /* campaign over: no open round */
+  storefl_rng *rng; /* built-in central noise (CTR_DRBG) when no add_central_noise hook is given */
+  void *priv_noise_ctx;
 };
+
+static double central_stddev_grid(const storefl_agg_config *c, size_t d);
+
+/* Built-in central-mode noise: an exact discrete Gaussian (privacy module, dp.h) from the Mbed TLS
+ * CTR_DRBG seeded by the OS entropy source, added to the integer sums on the accumulator grid. */
+static int builtin_central_noise(void *ctx, int64_t *sums, size_t n, double stddev_grid) {
+  return storefl_dp_add_dgauss(ctx, sums, n, stddev_grid);
+}
 
 static int64_t now_ms(storefl_agg *a) {
   if (a->opt.now_ms)
@@ -202,7 +215,20 @@ static int restore(storefl_agg *a) {
   rc = agg_db_latest_model(a->db, a->numel, &a->model_version, a->digest, a->params, a->adam_m, a->adam_v);
   if (rc == STOREFL_ERR_NOT_FOUND) {
     /* First start: model version 1 and round 1, created together. */
-    init_params(a->params, a->numel, a->cfg.init_seed, a->cfg.init_scale);
+    if (a->cfg.init_from_model) {
+      storefl_model_config mc = {a->cfg.model_buckets, a->cfg.model_dim, a->cfg.model_hidden};
+      storefl_model *m = NULL;
+      if ((rc = storefl_model_create(&mc, &m)))
+        return rc;
+      storefl_model_init(m, a->cfg.init_seed);
+      if (m->numel != a->numel) {
+        storefl_model_free(m);
+        return STOREFL_ERR_INTERNAL;
+      }
+      memcpy(a->params, m->block, a->numel * sizeof *a->params);
+      storefl_model_free(m);
+    } else
+      init_params(a->params, a->numel, a->cfg.init_seed, a->cfg.init_scale);
     a->model_version = 1;
     rc = compute_digest(a, a->params, a->digest);
     if (rc)
@@ -221,8 +247,10 @@ static int restore(storefl_agg *a) {
       agg_db_rollback(a->db);
       return rc;
     }
-    SFL_INFO(COMP, "created initial model version 1 (%zu parameters, seed %llu)", a->numel,
-             (unsigned long long)a->cfg.init_seed);
+    SFL_INFO(COMP, "created initial model version 1 (%s, %zu parameters, seed %llu, %s)", a->cfg.arch,
+             a->numel, (unsigned long long)a->cfg.init_seed,
+             a->cfg.init_from_model ? "model module initializer"
+                                    : "uniform init from the config's tensor spec");
     SFL_INFO(COMP, "round 1 opened on model 1, deadline in %lld ms", (long long)a->cfg.duration_ms);
     return STOREFL_OK;
   }
@@ -272,25 +300,33 @@ int storefl_agg_open(const storefl_agg_config *cfg, const storefl_agg_options *o
   char err[512];
   if (!cfg || !out)
     return STOREFL_ERR_INVALID;
-  if (storefl_agg_config_validate(cfg, err, sizeof err)) {
+  storefl_agg_config resolved = *cfg;
+  if (storefl_agg_config_resolve_model(&resolved, err, sizeof err) ||
+      storefl_agg_config_validate(&resolved, err, sizeof err)) {
     SFL_ERROR(COMP, "config: %s", err);
-    return STOREFL_ERR_INVALID;
-  }
-  if (cfg->mode == STOREFL_PRIVACY_CENTRAL && cfg->noise_multiplier > 0 &&
-      !(opt && opt->privacy && opt->privacy->add_central_noise)) {
-    SFL_ERROR(COMP, "central privacy mode with noise_multiplier > 0 needs a noise source (privacy module)");
     return STOREFL_ERR_INVALID;
   }
   storefl_agg *a = calloc(1, sizeof *a);
   if (!a)
     return STOREFL_ERR_NOMEM;
-  a->cfg = *cfg;
+  a->cfg = resolved;
+  cfg = &a->cfg;
   if (opt) {
     a->opt = *opt;
     if (opt->privacy)
       a->priv = *opt->privacy;
   }
   a->opt.privacy = NULL;
+  a->priv_noise_ctx = a->priv.ctx;
+  if (cfg->mode == STOREFL_PRIVACY_CENTRAL && cfg->noise_multiplier > 0 && !a->priv.add_central_noise) {
+    if (storefl_rng_create("storefl-aggregator central noise", &a->rng) != STOREFL_OK) {
+      SFL_ERROR(COMP, "cannot seed the CSPRNG for central noise");
+      free(a);
+      return STOREFL_ERR_CRYPTO;
+    }
+    a->priv.add_central_noise = builtin_central_noise;
+    a->priv_noise_ctx = a->rng;
+  }
   if (pthread_mutex_init(&a->mu, NULL)) {
     free(a);
     return STOREFL_ERR_INTERNAL;
@@ -306,6 +342,14 @@ int storefl_agg_open(const storefl_agg_config *cfg, const storefl_agg_options *o
     }
     if (!a->params || (cfg->optimizer == STOREFL_AGG_FEDADAM && (!a->adam_m || !a->adam_v)))
       rc = STOREFL_ERR_NOMEM;
+  }
+  if (!rc && cfg->mode == STOREFL_PRIVACY_CENTRAL && cfg->noise_multiplier > 0 && a->rng) {
+    double sd = central_stddev_grid(cfg, a->numel);
+    if (!(sd >= STOREFL_DGAUSS_MIN_SIGMA && sd <= STOREFL_DGAUSS_MAX_SIGMA)) {
+      SFL_ERROR(COMP, "central noise of %.6g grid units is outside the sampler's range: adjust scale_bits",
+                sd);
+      rc = STOREFL_ERR_INVALID;
+    }
   }
   if (!rc)
     rc = agg_db_open(cfg->db_path, &a->db);
@@ -325,6 +369,7 @@ void storefl_agg_close(storefl_agg *a) {
   if (!a)
     return;
   agg_db_close(a->db);
+  storefl_rng_free(a->rng);
   storefl_accum_free(a->acc);
   blob_unref(a->model_body);
   free(a->params);
@@ -467,6 +512,15 @@ static int server_step(storefl_agg *a, const int64_t *sums, float **out_p, float
   return STOREFL_OK;
 }
 
+/* Standard deviation of the central noise in grid units: sigma times the L2 sensitivity of the
+ * integer weighted sum to one store, which is at most C(1+tol) * weight_cap * 2^S (the accepted norm
+ * bound) plus sqrt(d)/2 for the rounding of each coordinate to the grid. */
+static double central_stddev_grid(const storefl_agg_config *c, size_t d) {
+  double sens = ldexp(c->clip_norm * (1.0 + c->clip_tolerance) * (double)c->weight_cap, c->scale_bits) +
+                0.5 * sqrt((double)d);
+  return c->noise_multiplier * sens;
+}
+
 /* Ends the open round: closed (new model) or abandoned (nothing applied). Everything - new model,
  * round states, ledger entry, pruning - commits in one transaction or not at all. */
 static int end_round(storefl_agg *a, int close, int on_deadline) {
@@ -486,9 +540,8 @@ static int end_round(storefl_agg *a, int close, int on_deadline) {
       if (!noisy)
         return STOREFL_ERR_NOMEM;
       memcpy(noisy, sums, a->numel * sizeof *noisy);
-      double sd =
-          ldexp(a->cfg.noise_multiplier * a->cfg.clip_norm * (double)a->cfg.weight_cap, a->cfg.scale_bits);
-      rc = a->priv.add_central_noise(a->priv.ctx, noisy, a->numel, sd);
+      rc = a->priv.add_central_noise(a->priv_noise_ctx, noisy, a->numel,
+                                     central_stddev_grid(&a->cfg, a->numel));
       sums = noisy;
     }
     if (!rc)
@@ -597,7 +650,8 @@ static int end_round(storefl_agg *a, int close, int on_deadline) {
     SFL_INFO(COMP, "round %llu opened on model %llu, deadline in %lld ms", (unsigned long long)next.round,
              (unsigned long long)nversion, (long long)a->cfg.duration_ms);
   }
-  notify(a, STOREFL_AGG_CHANGED_ROUND | (close ? STOREFL_AGG_CHANGED_MODEL : 0u));
+  notify(a,
+         STOREFL_AGG_CHANGED_ROUND | STOREFL_AGG_CHANGED_STATUS | (close ? STOREFL_AGG_CHANGED_MODEL : 0u));
 out:
   free(np);
   free(nm);
@@ -624,7 +678,7 @@ static void check_deadline(storefl_agg *a) {
       SFL_WARN(COMP, "round %llu extended (%u/%u) with %u of %u minimum participants",
                (unsigned long long)r.round, r.extensions, a->cfg.max_extensions, storefl_accum_count(a->acc),
                a->cfg.min_participants);
-      notify(a, STOREFL_AGG_CHANGED_ROUND);
+      notify(a, STOREFL_AGG_CHANGED_ROUND | STOREFL_AGG_CHANGED_STATUS);
     }
     return;
   }
@@ -699,6 +753,9 @@ static int handle_update_locked(storefl_agg *a, const char *identity, int conten
              (unsigned long long)u->round, (unsigned long long)a->round.round, a->idle ? " (idle)" : "");
     return reject(resp, identity, STOREFL_ERR_CONFLICT, "wrong_round", detail, 0);
   }
+  if (now_ms(a) >= a->round.deadline_ms) /* its close failed and is being retried: not part of it */
+    return reject(resp, identity, STOREFL_ERR_UNAVAILABLE, "round_closing", "the round is past its deadline",
+                  1);
   if (u->base_model_version != a->model_version) {
     snprintf(detail, sizeof detail, "based on model %llu, round is on model %llu",
              (unsigned long long)u->base_model_version, (unsigned long long)a->model_version);
@@ -707,6 +764,17 @@ static int handle_update_locked(storefl_agg *a, const char *identity, int conten
   if (u->mode != a->cfg.mode)
     return reject(resp, identity, STOREFL_ERR_INVALID, "wrong_privacy_mode",
                   "privacy mode differs from the round's", 0);
+  if (!(u->clip_norm <= a->cfg.clip_norm * (1.0 + a->cfg.clip_tolerance))) {
+    snprintf(detail, sizeof detail, "clipped to %.6g, the round's bound is %.6g", u->clip_norm,
+             a->cfg.clip_norm);
+    return reject(resp, identity, STOREFL_ERR_INVALID, "clip_norm_mismatch", detail, 0);
+  }
+  /* In local mode the privacy guarantee is the agent's own noise: less than the round asks is refused. */
+  if (a->cfg.mode == STOREFL_PRIVACY_LOCAL && !(u->noise_multiplier >= a->cfg.noise_multiplier)) {
+    snprintf(detail, sizeof detail, "noise multiplier %.6g below the round's %.6g", u->noise_multiplier,
+             a->cfg.noise_multiplier);
+    return reject(resp, identity, STOREFL_ERR_INVALID, "insufficient_noise", detail, 0);
+  }
   if (u->num_examples == 0)
     return reject(resp, identity, STOREFL_ERR_INVALID, "no_examples", "num_examples is 0", 0);
   storefl_accum_stats st;
@@ -761,7 +829,7 @@ static int handle_update_locked(storefl_agg *a, const char *identity, int conten
   SFL_INFO(COMP, "update accepted: store=%s round=%llu weight=%llu norm=%.4g participants=%u", identity,
            (unsigned long long)rec.round, (unsigned long long)w, st.l2_norm, rec.participants_so_far);
   respond_receipt(resp, &rec, 0);
-  notify(a, 0);
+  notify(a, STOREFL_AGG_CHANGED_STATUS);
   /* Amplification by sampling needs a fixed deadline: a q < 1 round never closes on a count. */
   if (a->cfg.participation_q >= 1.0 && storefl_accum_count(a->acc) >= a->cfg.target_participants)
     (void)end_round(a, 1, 0);

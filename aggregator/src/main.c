@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cmd_rounds.h"
 #include "storefl/buildinfo.h"
 #include "storefl/cli.h"
 #include "cmd_serve.h"
@@ -18,6 +19,7 @@ static int cmd_version(int argc, char **argv) {
 static const storefl_command COMMANDS[] = {
     {"version", "print the versions of storefl and the libraries it runs on", cmd_version},
     {"serve", "run the federated rounds over CoAP + DTLS", storefl_cmd_serve},
+    {"rounds", "show the rounds and model versions of an aggregator database", storefl_cmd_rounds},
     {NULL, NULL, NULL},
 };
 
