@@ -214,9 +214,9 @@ int storefl_eval_models_create(const storefl_eval_data *d, const storefl_eval_sp
     goto fail;
   for (size_t p = 0; p < d->nproducts; p++) {
     const storefl_eval_product *pr = &d->products[p];
-    storefl_product sp = {pr->code,  pr->text ? pr->text : "",
-                          NULL,      NULL,
-                          pr->price, pr->first_clean != INT64_MAX ? pr->first_clean : pr->first_any};
+    storefl_item_attrs sp = {pr->code,  pr->text ? pr->text : "",
+                             NULL,      NULL,
+                             pr->price, pr->first_clean != INT64_MAX ? pr->first_clean : pr->first_any};
     uint32_t idx;
     if ((rc = storefl_catalog_add(mc->catalog, &sp, &idx)))
       goto fail;
