@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# The main job: set-up, build, then run storefl. (The federated campaign on real store data
-# arrives with the transport, privacy and learning work; until then this is a smoke run of both
-# executables on the real libraries.)
+# The main job, end to end: set-up, release build, then a federated campaign on real store data
+# (scripts/demo-campaign.sh): the 40 largest customers of the Online Retail export become stores,
+# one aggregator and one agent per store talk CoAP over DTLS (PSK) on 127.0.0.1, central
+# differential privacy with the epsilon cap per store, one line per round, then the comparison
+# with the baselines. Options are passed to demo-campaign.sh (see scripts/demo-campaign.sh --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh release
-echo "== storefl-agent --version"
-build/agent/storefl-agent --version
-echo "== storefl-aggregator --version"
-build/aggregator/storefl-aggregator --version
+exec scripts/demo-campaign.sh "$@"

@@ -346,6 +346,7 @@ out:
 typedef struct mstate {
   storefl_eval_models *mc;
   storefl_eval_model_kind kind;
+  const storefl_model *base; /* personalised methods adapt this model (the federated one) */
   storefl_model *model;
   storefl_trainer *trainer; /* local-only */
   size_t clients_done;
@@ -363,7 +364,7 @@ static int model_begin(void *st, const storefl_eval_ctx *ctx) {
     storefl_trainer_reset(m->trainer);
     rc = storefl_trainer_train(m->trainer, m->model, &td, mc->cfg.local_steps, NULL);
   } else if (m->kind == STOREFL_EVAL_FEDERATED_PERSONAL) {
-    rc = storefl_personalize(mc->fed_global, &td, &mc->cfg.train, m->model);
+    rc = storefl_personalize(m->base, &td, &mc->cfg.train, m->model);
   }
   mc->train_seconds += now_s() - t0;
   m->clients_done++;
@@ -431,6 +432,7 @@ int storefl_eval_method_model(storefl_eval_models *mc, storefl_eval_model_kind k
     if (!mc->fed_global && (rc = train_federated(mc)))
       break;
     rc = storefl_model_copy(m->model, mc->fed_global);
+    m->base = mc->fed_global;
     break;
   }
   if (rc)
@@ -445,4 +447,34 @@ int storefl_eval_method_model(storefl_eval_models *mc, storefl_eval_model_kind k
 fail:
   model_destroy(m);
   return rc;
+}
+
+/* Added for the federated demo (storefl-agent campaign): the same scoring and personalisation as the
+ * federated methods, on a model trained elsewhere (the aggregator's). */
+int storefl_eval_method_given(storefl_eval_models *mc, const storefl_model *global, int personal,
+                              storefl_eval_method *out) {
+  if (!mc || !global || !out)
+    return STOREFL_ERR_INVALID;
+  if (global->cfg.buckets != mc->cfg.model.buckets || global->cfg.dim != mc->cfg.model.dim ||
+      global->cfg.hidden != mc->cfg.model.hidden)
+    return STOREFL_ERR_INVALID; /* the catalogue hashes into mc's bucket count */
+  memset(out, 0, sizeof *out);
+  mstate *m = calloc(1, sizeof *m);
+  if (!m)
+    return STOREFL_ERR_NOMEM;
+  m->mc = mc;
+  m->kind = personal ? STOREFL_EVAL_FEDERATED_PERSONAL : STOREFL_EVAL_FEDERATED;
+  m->base = global;
+  int rc = storefl_model_clone(global, &m->model);
+  if (rc) {
+    model_destroy(m);
+    return rc;
+  }
+  out->name = personal ? "given+personal" : "given";
+  out->state = m;
+  if (personal)
+    out->begin_client = model_begin;
+  out->score = model_score;
+  out->destroy = model_destroy;
+  return STOREFL_OK;
 }

@@ -74,6 +74,13 @@ typedef enum storefl_eval_model_kind {
  * models are trained per client when its events come (begin_client). */
 int storefl_eval_method_model(storefl_eval_models *mc, storefl_eval_model_kind kind, storefl_eval_method *m);
 
+/* A method scoring with `global`, a model trained elsewhere (e.g. received from the aggregator),
+ * as is (personal = 0) or personalised per client like federated+personal (personal = 1). global
+ * must have mc's model config (STOREFL_ERR_INVALID otherwise) and must outlive the method when
+ * personal = 1 (it is adapted per client); the method scores with its own copy. */
+int storefl_eval_method_given(storefl_eval_models *mc, const storefl_model *global, int personal,
+                              storefl_eval_method *out);
+
 /* Progress of the up-front training (rounds, steps), e.g. for a terminal. */
 void storefl_eval_models_set_progress(storefl_eval_models *mc, storefl_eval_progress progress, void *arg);
 

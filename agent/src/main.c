@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cmd_campaign.h"
 #include "cmd_eval.h"
 #include "cmd_model.h"
 #include "cmd_net.h"
@@ -30,6 +31,8 @@ static const storefl_command COMMANDS[] = {
      storefl_cmd_recommend},
     {"sync", "one exchange with the aggregator: round, model (by ETag), upload the outbox", storefl_cmd_sync},
     {"run", "daemon: observe rounds, train when selected, upload, fetch new models", storefl_cmd_run},
+    {"campaign", "plan and watch a federated campaign (the demo): quality, privacy, bytes per round",
+     storefl_cmd_campaign},
     {NULL, NULL, NULL},
 };
 

@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# A federated campaign on real store data, on 127.0.0.1 over DTLS (PSK), end to end:
+#   1. plan: the N largest customers of the export with enough history become stores; few-shot
+#      split (stores hold every clean line before cut + 14 days); the noise multiplier sigma is the
+#      accountant's calibration for the epsilon cap per store over the campaign's rounds
+#   2. development keys (scripts/make-dev-keys.sh), one SQLite store per customer
+#      (storefl-agent partition), one aggregator (storefl-aggregator serve, central DP: clipped
+#      updates, discrete Gaussian noise on the fixed-point sum) and one agent per store
+#      (storefl-agent run)
+#   3. an observer (storefl-agent campaign watch) prints one line per round and the final
+#      comparison with the baselines; then everything is stopped, and the script checks that no
+#      process is left. Ctrl-C stops everything too.
+# Usage: scripts/demo-campaign.sh [--stores N] [--rounds R] [--q Q] [--epsilon-cap E]
+#          [--round-s S] [--port P] [--work DIR] [--small] [--summary FILE] [--keep]
+#   Defaults: 40 stores, 8 rounds, q 0.5, epsilon cap 8 (delta 1e-5), 12 s rounds, port 21000,
+#   work dir build/demo. --small: a smaller model (B = 2^12 buckets, d = 16) for quick runs.
+#   Environment: STOREFL_DATA_DIR (default ../shared/data relative to the repository),
+#   STOREFL_BUILD (default build), STOREFL_DEMO_LOCAL=1 adds the local-only baseline.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+stores=40 rounds=8 q=0.5 cap=8 delta=1e-5 round_s=12 port=21000 work="$repo/build/demo" small=0
+summary="" keep=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stores) stores=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --q) q=$2; shift 2 ;;
+    --epsilon-cap) cap=$2; shift 2 ;;
+    --round-s) round_s=$2; shift 2 ;;
+    --port) port=$2; shift 2 ;;
+    --work) work=$2; shift 2 ;;
+    --small) small=1; shift ;;
+    --summary) summary=$2; shift 2 ;;
+    --keep) keep=1; shift ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "demo-campaign: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+if [ "$port" -lt 21000 ] || [ "$port" -gt 21999 ]; then
+  echo "demo-campaign: --port must be in 21000-21999" >&2
+  exit 2
+fi
+build=${STOREFL_BUILD:-$repo/build}
+agent=$build/agent/storefl-agent
+agg=$build/aggregator/storefl-aggregator
+data_dir=${STOREFL_DATA_DIR:-$repo/../shared/data}
+csv=$data_dir/online-retail/online_retail.csv.gz
+[ -x "$agent" ] && [ -x "$agg" ] || { echo "demo-campaign: build first (scripts/build.sh release)" >&2; exit 1; }
+[ -f "$csv" ] || { echo "demo-campaign: the export is not at $csv (set STOREFL_DATA_DIR)" >&2; exit 1; }
+
+t_start=$(date +%s.%N)
+elapsed() { awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# ---- Processes: every child is recorded; the trap stops them (TERM, then KILL) and waits. -------
+pids=()
+stopping=0
+stop_all() {
+  [ "$stopping" = 1 ] && return
+  stopping=1
+  local p alive
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for _ in $(seq 50); do
+    alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+on_signal() {
+  echo "demo-campaign: interrupted; stopping every process" >&2
+  stop_all
+  exit 130
+}
+trap on_signal INT TERM
+trap stop_all EXIT
+
+rm -rf "$work"
+mkdir -p "$work"
+cd "$work"
+
+# ---- 1. Plan ----------------------------------------------------------------------------------
+echo "== plan: $stores stores, $rounds rounds, q = $q, epsilon cap $cap per store (delta $delta)"
+"$agent" campaign plan --data "$csv" --stores "$stores" --rounds "$rounds" --q "$q" \
+  --epsilon-cap "$cap" --delta "$delta" --ids-out ids.txt >plan.env
+# shellcheck disable=SC1091
+. ./plan.env
+echo "   few-shot split: cut $cut, stores hold every clean line before $adapt_end UTC"
+echo "   stores: the $stores largest customers ($largest_lines .. $smallest_lines clean lines each)"
+echo "   central DP: noise multiplier sigma = $sigma (accountant: epsilon $epsilon_planned after $rounds rounds)"
+
+# ---- 2. Stores, keys, configurations ----------------------------------------------------------
+"$agent" partition --data "$csv" --by customer --min-lines "$min_lines" --before "$adapt_end" \
+  --out stores >partition.log 2>&1 || { cat partition.log >&2; exit 1; }
+mapfile -t ids <ids.txt
+for id in "${ids[@]}"; do
+  [ -f "stores/$id.db" ] || { echo "demo-campaign: store $id was not written by partition" >&2; exit 1; }
+done
+echo "   $(tail -1 partition.log | sed 's/^partition: //')"
+"$repo/scripts/make-dev-keys.sh" keys "${ids[@]}" observer >/dev/null
+if [ "$small" = 1 ]; then model_keys=$'buckets = 4096\ndim = 16\nhidden = 32'; else model_keys=""; fi
+cat >aggregator.ini <<INI
+[storage]
+db = $work/aggregator.db
+[model]
+arch = wide-deep-v1
+$model_keys
+[round]
+min_participants = 2
+target_participants = $stores
+max_participants = 4096
+duration_s = $round_s
+participation_q = $q
+on_short = extend
+total_rounds = $rounds
+local_steps = 10
+local_lr = 0.005
+upload_dtype = i8
+[privacy]
+mode = central
+clip_norm = 1.0
+noise_multiplier = $sigma
+delta = $delta
+[aggregation]
+weight_cap = 1000
+[server]
+listen = 127.0.0.1:$port
+max_sessions = 256
+[dtls]
+psk_keys = $work/keys/psk.keys
+[log]
+level = info
+INI
+for id in "${ids[@]}" observer; do
+  db=$work/stores/$id.db
+  [ "$id" = observer ] && db=$work/observer.db
+  cat >"$id.ini" <<INI
+[agent]
+store_id = $id
+db = $db
+[aggregator]
+address = 127.0.0.1:$port
+[dtls]
+psk_key = $work/keys/stores/$id.psk
+INI
+done
+
+# ---- 3. Processes -----------------------------------------------------------------------------
+"$agg" serve --config aggregator.ini >aggregator.log 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -q listening aggregator.log && break; sleep 0.1; done
+grep -q listening aggregator.log || { echo "demo-campaign: the aggregator did not start:" >&2; tail aggregator.log >&2; exit 1; }
+mkdir -p logs
+for id in "${ids[@]}"; do
+  "$agent" run --config "$id.ini" --poll-s 5 >"logs/$id.log" 2>&1 &
+  pids+=($!)
+done
+echo "== campaign: 1 aggregator + ${#ids[@]} agents on 127.0.0.1:$port (DTLS PSK), setup took $(elapsed) s"
+watch_args=(--config observer.ini --data "$csv" --stores-dir stores --ids ids.txt --rounds "$rounds"
+  --epsilon-cap "$cap" --timeout-s $((rounds * (round_s * 4 + 30) + 60)))
+[ -n "$summary" ] && watch_args+=(--summary "$summary")
+[ "${STOREFL_DEMO_LOCAL:-0}" = 1 ] && watch_args+=(--local)
+# The observer runs in the background too so that Ctrl-C reaches this script's trap at once.
+"$agent" campaign watch "${watch_args[@]}" 2>watch.err &
+watch_pid=$!
+pids+=($watch_pid)
+set +e
+wait "$watch_pid"
+watch_rc=$?
+set -e
+
+# ---- 4. Stop, and check that nothing is left ---------------------------------------------------
+stop_all
+left=0
+for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && left=$((left + 1)); done
+if [ "$watch_rc" != 0 ]; then
+  echo "demo-campaign: the observer failed (status $watch_rc):" >&2
+  tail -5 watch.err >&2
+  tail -5 aggregator.log >&2
+fi
+echo
+echo "aggregator log: $work/aggregator.log; rounds and models: $agg rounds --db $work/aggregator.db"
+if "$agg" --help 2>/dev/null | grep -q '^ *audit'; then
+  "$agg" audit export --db "$work/aggregator.db" --format html -o "$work/audit.html" >/dev/null 2>&1 &&
+    echo "audit report: $work/audit.html"
+  echo "verify the ledger: $agg audit verify --db $work/aggregator.db"
+else
+  echo "audit report and ledger verification: not available in this build (the privacy branch's signed"
+  echo "ledger and 'storefl-aggregator audit' are not merged yet); epsilon above is the accountant's"
+fi
+echo "stopped ${#pids[@]} processes; left running: $left; total time $(elapsed) s"
+[ "$left" = 0 ] || exit 1
+[ "$keep" = 1 ] || true
+exit "$watch_rc"
