@@ -1,0 +1,6 @@
+# Hardening tests: the wire, impairment, hostile input, faults (ports 22000-22999 on 127.0.0.1).
+# Real processes (storefl-aggregator serve, storefl-agent, net_peer from tests/network) over DTLS.
+set(HARD_DIR ${CMAKE_CURRENT_LIST_DIR})
+add_test(NAME hardening.wire COMMAND bash ${HARD_DIR}/test_wire.sh $<TARGET_FILE:storefl-aggregator>
+  $<TARGET_FILE:storefl-agent> $<TARGET_FILE:net_peer> ${CMAKE_SOURCE_DIR} 22010)
+set_tests_properties(hardening.wire PROPERTIES TIMEOUT 300)
