@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cmd_store.h"
 #include "storefl/buildinfo.h"
 #include "storefl/cli.h"
 
@@ -16,38 +17,38 @@ static int cmd_version(int argc, char **argv) {
 
 static const storefl_command COMMANDS[] = {
     {"version", "print the versions of storefl and the libraries it runs on", cmd_version},
+    {"ingest", "import a retailer CSV export (plain or .gz) into the store's database", storefl_cmd_ingest},
+    {"partition", "split a retailer-wide export into one store database per client", storefl_cmd_partition},
     {NULL, NULL, NULL},
 };
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "NAME\n"
-          "  storefl-agent - learn new-product interest in one store, privately and federated\n"
-          "\n"
-          "SYNOPSIS\n"
-          "  storefl-agent [--version] [--help] COMMAND [ARGS...]\n"
-          "  storefl-agent help COMMAND\n"
-          "\n"
-          "DESCRIPTION\n"
-          "  Runs on a store's edge box or POS terminal. It keeps the store's shopper-product\n"
-          "  interactions in a local SQLite database, trains the shared model on them, and sends\n"
-          "  only differentially private, clipped updates (CBOR over CoAP + DTLS) to the\n"
-          "  storefl-aggregator. Raw shopper data never leaves the store.\n"
-          "\n"
-          "COMMANDS\n");
+  fprintf(out, "NAME\n"
+               "  storefl-agent - learn new-product interest in one store, privately and federated\n"
+               "\n"
+               "SYNOPSIS\n"
+               "  storefl-agent [--version] [--help] COMMAND [ARGS...]\n"
+               "  storefl-agent help COMMAND\n"
+               "\n"
+               "DESCRIPTION\n"
+               "  Runs on a store's edge box or POS terminal. It keeps the store's shopper-product\n"
+               "  interactions in a local SQLite database, trains the shared model on them, and sends\n"
+               "  only differentially private, clipped updates (CBOR over CoAP + DTLS) to the\n"
+               "  storefl-aggregator. Raw shopper data never leaves the store.\n"
+               "\n"
+               "COMMANDS\n");
   storefl_cli_print_commands(out, COMMANDS);
-  fprintf(out,
-          "\n"
-          "OPTIONS\n"
-          "  --version   print versions of storefl, libcoap (and its DTLS library), Mbed TLS,\n"
-          "              libcbor, SQLite, OpenBLAS and zlib, then exit\n"
-          "  --help      print this text and exit\n"
-          "\n"
-          "EXIT STATUS\n"
-          "  0 success, 1 failure, 2 usage error, 3 libcoap lacks DTLS with Mbed TLS.\n"
-          "\n"
-          "SEE ALSO\n"
-          "  storefl-aggregator(1), README.md, protocol/PROTOCOL.md\n");
+  fprintf(out, "\n"
+               "OPTIONS\n"
+               "  --version   print versions of storefl, libcoap (and its DTLS library), Mbed TLS,\n"
+               "              libcbor, SQLite, OpenBLAS and zlib, then exit\n"
+               "  --help      print this text and exit\n"
+               "\n"
+               "EXIT STATUS\n"
+               "  0 success, 1 failure, 2 usage error, 3 libcoap lacks DTLS with Mbed TLS.\n"
+               "\n"
+               "SEE ALSO\n"
+               "  storefl-aggregator(1), README.md, protocol/PROTOCOL.md\n");
 }
 
 int main(int argc, char **argv) {
