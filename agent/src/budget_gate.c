@@ -1,0 +1,132 @@
+/* Agent-side budget gate; see budget_gate.h. */
+#include "budget_gate.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "storefl/accountant.h"
+#include "storefl/error.h"
+
+typedef struct replay {
+  double *rdp;
+  uint64_t rounds;
+  int rc;
+  uint64_t find_round;
+  int found;
+} replay;
+
+static int replay_entry(void *user, const storefl_local_ledger_entry *e) {
+  replay *r = user;
+  if (e->round == r->find_round)
+    r->found = 1;
+  if (r->rdp == NULL)
+    return 0;
+  /* The entry's q is the q charged (storefl_agent_budget_gate writes the effective q). */
+  int rc = storefl_budget_add_round(r->rdp, e->q, e->sigma);
+  if (rc != 0) {
+    r->rc = rc;
+    return 1;
+  }
+  r->rounds++;
+  return 0;
+}
+
+int storefl_agent_budget_rdp(storefl_store *s, double *rdp, uint64_t *rounds) {
+  if (s == NULL || rdp == NULL)
+    return STOREFL_ERR_INVALID;
+  memset(rdp, 0, STOREFL_BUDGET_ORDERS * sizeof *rdp);
+  replay r = {rdp, 0, 0, UINT64_MAX, 0};
+  int rc = storefl_store_ledger_list(s, replay_entry, &r);
+  if (r.rc != 0)
+    return r.rc;
+  if (rc != 0)
+    return rc;
+  if (rounds != NULL)
+    *rounds = r.rounds;
+  return STOREFL_OK;
+}
+
+int storefl_agent_budget_spent(storefl_store *s, double delta, double *eps, uint64_t *rounds) {
+  double rdp[STOREFL_BUDGET_ORDERS];
+  int rc = storefl_agent_budget_rdp(s, rdp, rounds);
+  if (rc != 0)
+    return rc;
+  return storefl_budget_epsilon(rdp, delta, eps);
+}
+
+int storefl_agent_budget_gate(storefl_store *s, storefl_rng *rng, const storefl_round_msg *round, double cap,
+                              int64_t now_unix_s, storefl_agent_gate *out) {
+  if (s == NULL || rng == NULL || round == NULL || out == NULL || !(cap >= 0) || !isfinite(cap))
+    return STOREFL_ERR_INVALID;
+  memset(out, 0, sizeof *out);
+  out->cap = cap;
+  if (round->state != STOREFL_ROUND_OPEN || !(round->participation_q > 0 && round->participation_q <= 1) ||
+      !(round->noise_multiplier > 0) || !isfinite(round->noise_multiplier) ||
+      !(round->delta > 0 && round->delta < 1) || !(round->clip_norm > 0) || !isfinite(round->clip_norm) ||
+      (round->mode != STOREFL_PRIVACY_LOCAL && round->mode != STOREFL_PRIVACY_CENTRAL))
+    return STOREFL_ERR_INVALID;
+  int central = round->mode == STOREFL_PRIVACY_CENTRAL;
+  double q = storefl_budget_effective_q(central, round->participation_q, round->target_participants == 0);
+  out->q_charged = q;
+
+  double rdp[STOREFL_BUDGET_ORDERS];
+  memset(rdp, 0, sizeof rdp);
+  replay r = {rdp, 0, 0, round->round, 0};
+  int rc = storefl_store_ledger_list(s, replay_entry, &r);
+  if (r.rc != 0)
+    return r.rc;
+  if (rc != 0)
+    return rc;
+  rc = storefl_budget_epsilon(rdp, round->delta, &out->eps_now);
+  if (rc != 0)
+    return rc;
+  if (r.found) {
+    out->eps_after = out->eps_now;
+    out->participate = q >= 1;
+    snprintf(out->reason, sizeof out->reason, "round %llu already decided (%s)",
+             (unsigned long long)round->round, out->participate ? "resending" : "its draw is not repeated");
+    if (out->participate)
+      out->reason[0] = '\0';
+    return STOREFL_OK;
+  }
+  rc = storefl_budget_check(rdp, q, round->noise_multiplier, round->delta, cap, &out->eps_now,
+                            &out->eps_after);
+  if (rc == STOREFL_ERR_BUDGET) {
+    snprintf(out->reason, sizeof out->reason,
+             "privacy budget: round %llu would take epsilon from %.4g to %.4g (delta %g, q %g, sigma %g), "
+             "past the "
+             "cap %g; refusing",
+             (unsigned long long)round->round, out->eps_now, out->eps_after, round->delta, q,
+             round->noise_multiplier, cap);
+    return rc;
+  }
+  if (rc != 0)
+    return rc;
+  int drawn;
+  rc = storefl_budget_self_sample(rng, round->participation_q, &drawn);
+  if (rc != 0)
+    return rc;
+  if (q < 1 || drawn) {
+    storefl_local_ledger_entry e;
+    memset(&e, 0, sizeof e);
+    e.round = round->round;
+    e.mode = (int)round->mode;
+    e.q = q;
+    e.sigma = round->noise_multiplier;
+    e.clip = round->clip_norm;
+    e.delta = round->delta;
+    e.epsilon_spent = out->eps_after;
+    e.time = now_unix_s;
+    rc = storefl_store_ledger_append(s, &e);
+    if (rc != 0)
+      return rc;
+    out->charged = 1;
+  } else {
+    out->eps_after = out->eps_now;
+  }
+  out->participate = drawn;
+  if (!drawn)
+    snprintf(out->reason, sizeof out->reason, "not drawn this round (q = %g)", round->participation_q);
+  return STOREFL_OK;
+}
