@@ -14,6 +14,9 @@ typedef struct replay {
   int rc;
   uint64_t find_round;
   int found;
+  /* Rounds mostly repeat (q, sigma): reuse the last per-round RDP instead of recomputing it. */
+  int have_inc;
+  double inc_q, inc_sigma, inc[STOREFL_BUDGET_ORDERS];
 } replay;
 
 static int replay_entry(void *user, const storefl_local_ledger_entry *e) {
@@ -23,11 +26,19 @@ static int replay_entry(void *user, const storefl_local_ledger_entry *e) {
   if (r->rdp == NULL)
     return 0;
   /* The entry's q is the q charged (storefl_agent_budget_gate writes the effective q). */
-  int rc = storefl_budget_add_round(r->rdp, e->q, e->sigma);
-  if (rc != 0) {
-    r->rc = rc;
-    return 1;
+  if (!r->have_inc || r->inc_q != e->q || r->inc_sigma != e->sigma) {
+    memset(r->inc, 0, sizeof r->inc);
+    int rc = storefl_budget_add_round(r->inc, e->q, e->sigma);
+    if (rc != 0) {
+      r->rc = rc;
+      return 1;
+    }
+    r->have_inc = 1;
+    r->inc_q = e->q;
+    r->inc_sigma = e->sigma;
   }
+  for (size_t k = 0; k < STOREFL_BUDGET_ORDERS; k++)
+    r->rdp[k] += r->inc[k];
   r->rounds++;
   return 0;
 }
@@ -36,7 +47,10 @@ int storefl_agent_budget_rdp(storefl_store *s, double *rdp, uint64_t *rounds) {
   if (s == NULL || rdp == NULL)
     return STOREFL_ERR_INVALID;
   memset(rdp, 0, STOREFL_BUDGET_ORDERS * sizeof *rdp);
-  replay r = {rdp, 0, 0, UINT64_MAX, 0};
+  replay r;
+  memset(&r, 0, sizeof r);
+  r.rdp = rdp;
+  r.find_round = UINT64_MAX;
   int rc = storefl_store_ledger_list(s, replay_entry, &r);
   if (r.rc != 0)
     return r.rc;
@@ -72,7 +86,10 @@ int storefl_agent_budget_gate(storefl_store *s, storefl_rng *rng, const storefl_
 
   double rdp[STOREFL_BUDGET_ORDERS];
   memset(rdp, 0, sizeof rdp);
-  replay r = {rdp, 0, 0, round->round, 0};
+  replay r;
+  memset(&r, 0, sizeof r);
+  r.rdp = rdp;
+  r.find_round = round->round;
   int rc = storefl_store_ledger_list(s, replay_entry, &r);
   if (r.rc != 0)
     return r.rc;
