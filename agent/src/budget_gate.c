@@ -81,7 +81,11 @@ int storefl_agent_budget_gate(storefl_store *s, storefl_rng *rng, const storefl_
       (round->mode != STOREFL_PRIVACY_LOCAL && round->mode != STOREFL_PRIVACY_CENTRAL))
     return STOREFL_ERR_INVALID;
   int central = round->mode == STOREFL_PRIVACY_CENTRAL;
-  double q = storefl_budget_effective_q(central, round->participation_q, round->target_participants == 0);
+  /* The aggregator closes a round with q < 1 only at its deadline (a target count would make who got
+   * in depend on the others, see aggregator/src/agg_service.c); a round without a target closes at
+   * its deadline too. Same rule as the aggregator's ledger, so both sides charge the same q. */
+  int on_deadline = round->participation_q < 1 || round->target_participants == 0;
+  double q = storefl_budget_effective_q(central, round->participation_q, on_deadline);
   out->q_charged = q;
 
   double rdp[STOREFL_BUDGET_ORDERS];

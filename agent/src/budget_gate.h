@@ -5,9 +5,10 @@
  *
  * The gate (storefl_agent_budget_gate):
  *  1. q charged = storefl_budget_effective_q(central, q, closes at deadline): amplification is
- *     claimed only in central mode for a round without a target count (target_participants == 0:
- *     it closes at its deadline), because only then is the store's participation a secret
- *     Bernoulli(q) draw towards everyone who sees the result.
+ *     claimed only in central mode for a round that closes at its deadline -- the aggregator closes
+ *     every q < 1 round at its deadline, and a round without a target count does too -- because
+ *     only then is the store's participation a secret Bernoulli(q) draw towards everyone who sees
+ *     the result. The aggregator's ledger applies the same rule, so both sides charge the same q.
  *  2. If charging the round would take the store past its cap, it refuses: nothing is drawn,
  *     recorded or sent, and the reason carries the figures (spent, after, cap).
  *  3. Otherwise the store draws Bernoulli(q) from the CSPRNG (storefl_budget_self_sample).
