@@ -326,6 +326,15 @@ int storefl_dp_add_dgauss(storefl_rng *rng, int64_t *v, size_t n, double sigma) 
   return STOREFL_OK;
 }
 
+int storefl_dp_central_noise_hook(void *p_rng, int64_t *sums, size_t n, double stddev_grid) {
+  storefl_rng *rng = p_rng;
+  if (rng == NULL)
+    return STOREFL_ERR_INVALID;
+  if (storefl_rng_is_insecure(rng))
+    return STOREFL_ERR_CRYPTO;
+  return storefl_dp_add_dgauss(rng, sums, n, stddev_grid);
+}
+
 /* ---- clipping and the grid -------------------------------------------------------------------- */
 
 int storefl_dp_l2_norm(const storefl_dp_span *spans, size_t n_spans, double *norm) {
