@@ -1042,6 +1042,8 @@ static void test_config_file(void **state) {
   char dir[] = "/tmp/storefl-aggcfg-XXXXXX";
   assert_non_null(mkdtemp(dir));
   snprintf(c.db_path, sizeof c.db_path, "%s/agg.db", dir);
+  assert_true(c.signing_key[0] && c.epsilon_cap > 0); /* the example enables the ledger and a cap */
+  snprintf(c.signing_key, sizeof c.signing_key, "%s/aggregator.key", dir);
   c.init_seed = 5;
   storefl_agg *a = NULL;
   assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
