@@ -703,6 +703,10 @@ static int end_round(storefl_agg *a, int close, int on_deadline) {
       t = a->adam_v;
       a->adam_v = nv;
       nv = t;
+    } else {
+      /* A FedAvg model is stored without moments, which a restart reads as zeros: match that. */
+      memset(a->adam_m, 0, a->numel * sizeof *a->adam_m);
+      memset(a->adam_v, 0, a->numel * sizeof *a->adam_v);
     }
     a->model_version = nversion;
     memcpy(a->digest, ndigest, sizeof ndigest);
