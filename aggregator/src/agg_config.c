@@ -200,6 +200,12 @@ static int handler(void *user, const char *section, const char *name, const char
     bad = parse_double(value, &c->delta);
   else if (KEY("privacy", "clip_tolerance"))
     bad = parse_double(value, &c->clip_tolerance);
+  else if (KEY("privacy", "signing_key")) {
+    bad = strlen(value) >= sizeof c->signing_key;
+    if (!bad)
+      snprintf(c->signing_key, sizeof c->signing_key, "%s", value);
+  } else if (KEY("privacy", "epsilon_cap"))
+    bad = parse_double(value, &c->epsilon_cap);
   else if (KEY("aggregation", "weight_cap"))
     bad = parse_u64(value, &c->weight_cap);
   else if (KEY("aggregation", "scale_bits")) {
@@ -385,6 +391,10 @@ int storefl_agg_config_validate(const storefl_agg_config *c, char *err, size_t e
     FAIL("[privacy] noise_multiplier must be >= 0");
   if (!(c->delta > 0 && c->delta < 1))
     FAIL("[privacy] delta must be in (0, 1)");
+  if (!(c->epsilon_cap >= 0))
+    FAIL("[privacy] epsilon_cap must be >= 0 (0 = no cap)");
+  if (c->epsilon_cap > 0 && !c->signing_key[0])
+    FAIL("[privacy] epsilon_cap needs the ledger: set signing_key");
   if (!(c->clip_tolerance >= 0 && c->clip_tolerance <= 1))
     FAIL("[privacy] clip_tolerance must be in [0, 1]");
   if (c->weight_cap < 1 || c->weight_cap > ((uint64_t)1 << 20))

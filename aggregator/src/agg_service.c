@@ -15,6 +15,7 @@
 #include "storefl/codec.h"
 #include "storefl/dp.h"
 #include "storefl/error.h"
+#include "storefl/ledger.h"
 #include "storefl/log.h"
 #include "storefl/model.h"
 #include "storefl/rng.h"
@@ -65,6 +66,9 @@ struct storefl_agg {
   char round_params[4096];
   int acc_scale_bits;
   uint32_t acc_max;
+  /* Built-in privacy (privacy module) when the caller gives no hook: the signed ledger appended in the
+   * closing transaction ([privacy] signing_key) and the per-store budget check ([privacy] epsilon_cap). */
+  storefl_signer *signer;
 };
 
 static int64_t now_ms(storefl_agg *a) {
@@ -385,6 +389,17 @@ int storefl_agg_open(const storefl_agg_config *cfg, const storefl_agg_options *o
   }
   if (!rc)
     rc = agg_db_open(cfg->db_path, &a->db);
+  if (!rc && cfg->signing_key[0] && !a->priv.on_round_closed) {
+    int created = 0;
+    rc = storefl_signer_open(cfg->signing_key, &a->signer, &created);
+    if (rc)
+      SFL_ERROR(COMP, "ledger signing key %s: %s", cfg->signing_key, storefl_strerror(rc));
+    else if (created)
+      SFL_WARN(COMP, "created the ledger signing key %s (publish its public key: audit pubkey)",
+               cfg->signing_key);
+    if (!rc)
+      rc = storefl_ledger_init_schema(a->db);
+  }
   if (!rc)
     rc = restore(a);
   if (!rc)
@@ -401,6 +416,7 @@ void storefl_agg_close(storefl_agg *a) {
   if (!a)
     return;
   agg_db_close(a->db);
+  storefl_signer_free(a->signer);
   storefl_rng_free(a->rng);
   storefl_accum_free(a->acc);
   blob_unref(a->model_body);
@@ -581,7 +597,7 @@ static int end_round(storefl_agg *a, int close, int on_deadline) {
         if (!a->rng)
           rc = storefl_rng_create("storefl-aggregator central noise", &a->rng);
         if (!rc)
-          rc = storefl_dp_add_dgauss(a->rng, noisy, a->numel, sd);
+          rc = storefl_dp_central_noise_hook(a->rng, noisy, a->numel, sd);
       }
       sums = noisy;
     }
@@ -598,7 +614,8 @@ static int end_round(storefl_agg *a, int close, int on_deadline) {
   if (!rc && !campaign_over(a, a->round.round))
     rc = accum_for(a, &a->file_cfg, &fresh);
   uint32_t nids = 0;
-  if (!rc && close && a->priv.on_round_closed) {
+  int ledger = close && (a->priv.on_round_closed || a->signer);
+  if (!rc && ledger) {
     ids = malloc((size_t)a->cfg.max_participants * sizeof *ids);
     strs = malloc((size_t)a->cfg.max_participants * sizeof *strs);
     rc = ids && strs ? STOREFL_OK : STOREFL_ERR_NOMEM;
@@ -618,7 +635,7 @@ static int end_round(storefl_agg *a, int close, int on_deadline) {
     rc = agg_db_drop_bodies(a->db, done.round);
   if (!rc && close && nversion > a->cfg.keep_models)
     rc = agg_db_prune_models(a->db, nversion - a->cfg.keep_models + 1);
-  if (!rc && close && a->priv.on_round_closed) {
+  if (!rc && ledger) {
     rc = agg_db_participants(a->db, done.round, ids, a->cfg.max_participants, &nids);
     for (uint32_t i = 0; !rc && i < nids; i++) {
       strs[i].ptr = ids[i];
@@ -638,7 +655,27 @@ static int end_round(storefl_agg *a, int close, int on_deadline) {
       res.n_participants = nids;
       res.participants = strs;
       res.closed_on_deadline = on_deadline;
-      rc = a->priv.on_round_closed(a->priv.ctx, a->db, &res);
+      if (a->priv.on_round_closed)
+        rc = a->priv.on_round_closed(a->priv.ctx, a->db, &res);
+      else {
+        storefl_ledger_round lr = {0};
+        lr.round = res.round;
+        lr.mode = res.mode;
+        lr.participation_q = res.participation_q;
+        lr.closed_on_deadline = res.closed_on_deadline;
+        lr.noise_multiplier = res.noise_multiplier;
+        lr.clip_norm = res.clip_norm;
+        lr.delta = res.delta;
+        lr.closed_unix_ms = res.closed_unix_ms;
+        memcpy(lr.model_digest, res.model_digest, sizeof lr.model_digest);
+        lr.n_participants = res.n_participants;
+        lr.participants = res.participants;
+        uint64_t index = 0;
+        rc = storefl_ledger_append(a->db, a->signer, &lr, &index);
+        if (!rc)
+          SFL_INFO(COMP, "ledger entry %llu appended for round %llu", (unsigned long long)index,
+                   (unsigned long long)res.round);
+      }
     }
   }
   int idle = campaign_over(a, done.round);
@@ -666,6 +703,10 @@ static int end_round(storefl_agg *a, int close, int on_deadline) {
       t = a->adam_v;
       a->adam_v = nv;
       nv = t;
+    } else {
+      /* A FedAvg model is stored without moments, which a restart reads as zeros: match that. */
+      memset(a->adam_m, 0, a->numel * sizeof *a->adam_m);
+      memset(a->adam_v, 0, a->numel * sizeof *a->adam_v);
     }
     a->model_version = nversion;
     memcpy(a->digest, ndigest, sizeof ndigest);
@@ -827,20 +868,11 @@ static int handle_update_locked(storefl_agg *a, const char *identity, int conten
   }
   if (u->num_examples == 0)
     return reject(resp, identity, STOREFL_ERR_INVALID, "no_examples", "num_examples is 0", 0);
-  storefl_accum_stats st;
-  rc = storefl_accum_check(a->acc, u->tensors, u->n_tensors, &st);
+  rc = storefl_accum_match(a->acc, u->tensors, u->n_tensors);
   if (rc)
     return reject(resp, identity, rc == STOREFL_ERR_NONFINITE ? STOREFL_ERR_INVALID : rc, check_reason(rc),
                   "tensors do not match the model", 0);
-  double bound = storefl_agg_config_norm_bound(&a->cfg, st.numel);
-  if (!(st.l2_norm <= bound)) {
-    snprintf(detail, sizeof detail, "L2 norm %.6g over the bound %.6g", st.l2_norm, bound);
-    return reject(resp, identity, STOREFL_ERR_INVALID, "norm_exceeds_clip", detail, 0);
-  }
   uint64_t w = u->num_examples < a->cfg.weight_cap ? u->num_examples : a->cfg.weight_cap;
-  if (storefl_accum_range_ok(a->acc, &st, w))
-    return reject(resp, identity, STOREFL_ERR_INVALID, "out_of_range", "values outside the accumulator range",
-                  0);
   if (storefl_accum_count(a->acc) >= a->cfg.max_participants) {
     int64_t left = (a->round.deadline_ms - now_ms(a)) / 1000 + 1;
     return reject(resp, identity, STOREFL_ERR_UNAVAILABLE, "round_full",
@@ -855,25 +887,55 @@ static int handle_update_locked(storefl_agg *a, const char *identity, int conten
                     "the store's privacy budget is spent", 0);
     if (rc)
       return reject(resp, identity, STOREFL_ERR_INTERNAL, "budget_check", storefl_strerror(rc), 0);
+  } else if (a->signer && a->file_cfg.epsilon_cap > 0) {
+    /* The cap is policy: the current file's value applies at once. A q < 1 round closes only at its
+     * deadline, which is what lets the ledger charge the amplified q (central mode). */
+    double eps_now = 0, eps_after = 0;
+    rc = storefl_ledger_budget_check(a->db, identity, a->cfg.mode, a->cfg.participation_q,
+                                     a->cfg.participation_q < 1.0, a->cfg.noise_multiplier, a->cfg.delta,
+                                     a->file_cfg.epsilon_cap, &eps_now, &eps_after);
+    if (rc == STOREFL_ERR_BUDGET) {
+      snprintf(detail, sizeof detail, "epsilon %.4g would become %.4g, over the cap %.4g", eps_now, eps_after,
+               a->file_cfg.epsilon_cap);
+      return reject(resp, identity, STOREFL_ERR_BUDGET, "budget_exceeded", detail, 0);
+    }
+    if (rc)
+      return reject(resp, identity, STOREFL_ERR_UNAVAILABLE, "budget_check", storefl_strerror(rc), 5);
   }
-  /* Durable first, then counted: the row commits (WAL fsync) before the accumulator changes and before
-   * the receipt leaves; a crash in between is healed by replaying the row on restart. */
+  /* Values: finite, L2 norm within the bound, contributions within range - measured while folding the
+   * update in (one read of it); a rejection takes it out again exactly, leaving the sums unchanged. */
+  storefl_accum_stats st;
+  double bound = storefl_agg_config_norm_bound(&a->cfg, storefl_accum_numel(a->acc));
+  rc = storefl_accum_add_measured(a->acc, u->tensors, u->n_tensors, w, bound, &st);
+  if (rc == STOREFL_ERR_NONFINITE)
+    return reject(resp, identity, STOREFL_ERR_INVALID, "non_finite", "a value is NaN or infinite", 0);
+  if (rc == STOREFL_ERR_INVALID && !(st.l2_norm <= bound)) {
+    snprintf(detail, sizeof detail, "L2 norm %.6g over the bound %.6g", st.l2_norm, bound);
+    return reject(resp, identity, STOREFL_ERR_INVALID, "norm_exceeds_clip", detail, 0);
+  }
+  if (rc == STOREFL_ERR_INVALID)
+    return reject(resp, identity, STOREFL_ERR_INVALID, "out_of_range", "values outside the accumulator range",
+                  0);
+  if (rc)
+    return reject(resp, identity, STOREFL_ERR_INTERNAL, "internal", storefl_strerror(rc), 0);
+  /* Durable before acknowledged: the row commits (WAL fsync) before the receipt leaves; if it cannot,
+   * the update is taken out of the sums again. A crash before the commit loses only an unacknowledged
+   * update; after it, the row is replayed on restart. */
   memset(&rec, 0, sizeof rec);
   rec.round = a->round.round;
   memcpy(rec.store_id, identity, strlen(identity) + 1);
-  if (mbedtls_sha256_ret(body, len, rec.digest, 0) != 0)
+  if (mbedtls_sha256_ret(body, len, rec.digest, 0) != 0) {
+    (void)storefl_accum_sub(a->acc, u->tensors, u->n_tensors, w);
     return reject(resp, identity, STOREFL_ERR_CRYPTO, "internal", "sha256 failed", 0);
+  }
   rec.accepted_ms = now_ms(a);
-  rec.participants_so_far = storefl_accum_count(a->acc) + 1;
+  rec.participants_so_far = storefl_accum_count(a->acc);
   rec.weight = w;
   rc = agg_db_insert_update(a->db, &rec, body, len);
-  if (rc)
-    return reject(resp, identity, STOREFL_ERR_UNAVAILABLE, "storage", "cannot persist the update", 5);
-  rc = storefl_accum_add_checked(a->acc, u->tensors, u->n_tensors, w, &st);
   if (rc) {
-    /* Cannot happen after the checks above; keep the database consistent with memory anyway. */
-    SFL_ERROR(COMP, "accumulator refused a checked update (%s)", storefl_strerror(rc));
-    return reject(resp, identity, STOREFL_ERR_INTERNAL, "internal", "accumulator error", 0);
+    if (storefl_accum_sub(a->acc, u->tensors, u->n_tensors, w) != STOREFL_OK)
+      SFL_ERROR(COMP, "cannot take back an unpersisted update: the round's sums are suspect");
+    return reject(resp, identity, STOREFL_ERR_UNAVAILABLE, "storage", "cannot persist the update", 5);
   }
   a->round.participants = storefl_accum_count(a->acc);
   SFL_INFO(COMP, "update accepted: store=%s round=%llu weight=%llu norm=%.4g participants=%u", identity,

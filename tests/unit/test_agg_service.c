@@ -19,8 +19,10 @@
 #include "agg_testutil.h"
 #include "cmd_rounds.h"
 #include "storefl/agg_service.h"
+#include "storefl/budget.h"
 #include "storefl/codec.h"
 #include "storefl/error.h"
+#include "storefl/ledger.h"
 #include "storefl/log.h"
 #include "storefl/model.h"
 
@@ -789,6 +791,118 @@ static void test_concurrent_callers(void **state) {
   tu_rmdir(dir);
 }
 
+typedef struct ledger_seen {
+  int n;
+  uint8_t digests[4][STOREFL_DIGEST_LEN];
+  uint32_t parts[4];
+} ledger_seen;
+
+static int see_entry(void *ctx, const storefl_ledger_entry *e, const uint8_t *cbor, size_t len) {
+  ledger_seen *l = ctx;
+  (void)cbor;
+  (void)len;
+  if (l->n < 4) {
+    memcpy(l->digests[l->n], e->model_digest, STOREFL_DIGEST_LEN);
+    l->parts[l->n] = e->n_participants;
+  }
+  l->n++;
+  return 0;
+}
+
+/* Built-in privacy: central noise, the signed ledger appended in the closing transaction, and the
+ * per-store epsilon cap answered with 4.03 - all from the privacy module, configured by keys only. */
+static void test_builtin_ledger_and_budget(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  c.noise_multiplier = 1.0;
+  c.target_participants = 5;
+  snprintf(c.signing_key, sizeof c.signing_key, "%s/aggregator.key", dir);
+  /* a cap between one and two rounds of (q = 1, sigma = 1) */
+  double rdp[STOREFL_BUDGET_ORDERS] = {0}, e1, e2;
+  assert_int_equal(storefl_budget_add_round(rdp, 1.0, 1.0), STOREFL_OK);
+  assert_int_equal(storefl_budget_epsilon(rdp, c.delta, &e1), STOREFL_OK);
+  assert_int_equal(storefl_budget_add_round(rdp, 1.0, 1.0), STOREFL_OK);
+  assert_int_equal(storefl_budget_epsilon(rdp, c.delta, &e2), STOREFL_OK);
+  assert_true(e1 > 0 && e2 > e1);
+  c.epsilon_cap = 0.5 * (e1 + e2);
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  uint8_t d[2][STOREFL_DIGEST_LEN];
+  for (int s = 0; s < 5; s++)
+    assert_int_equal(post(a, &g_up[0][s], NULL), 204);
+  assert_int_equal(storefl_agg_model_copy(a, NULL, TU_TOTAL, NULL, d[0]), STOREFL_OK);
+  /* round 2: store-000 already spent e1; one more round would take it past the cap */
+  assert_int_equal(code_of(a, "store-000", 60, g_up[1][0].body, g_up[1][0].len, "budget_exceeded"), 403);
+  for (int s = 5; s < 10; s++)
+    assert_int_equal(post(a, &g_up[1][s], NULL), 204);
+  uint64_t ver;
+  assert_int_equal(storefl_agg_model_copy(a, NULL, TU_TOTAL, &ver, d[1]), STOREFL_OK);
+  assert_int_equal(ver, 3);
+  storefl_agg_close(a);
+  /* the ledger verifies (chain, signatures, replayed epsilons) and records the served models */
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(c.db_path, &db), SQLITE_OK);
+  storefl_signer *signer = NULL;
+  assert_int_equal(storefl_signer_open(c.signing_key, &signer, NULL), STOREFL_OK);
+  storefl_ledger_report rep;
+  assert_int_equal(storefl_ledger_verify(db, signer, &rep), STOREFL_OK);
+  assert_int_equal(rep.n_entries, 2);
+  ledger_seen seen = {0};
+  assert_int_equal(storefl_ledger_foreach(db, see_entry, &seen), STOREFL_OK);
+  assert_int_equal(seen.n, 2);
+  assert_memory_equal(seen.digests[0], d[0], STOREFL_DIGEST_LEN);
+  assert_memory_equal(seen.digests[1], d[1], STOREFL_DIGEST_LEN);
+  assert_int_equal(seen.parts[0], 5);
+  assert_int_equal(seen.parts[1], 5);
+  double eps;
+  assert_int_equal(storefl_ledger_store_epsilon(db, "store-000", c.delta, &eps), STOREFL_OK);
+  assert_true(fabs(eps - e1) <= 1e-9 * e1);
+  storefl_signer_free(signer);
+  sqlite3_close(db);
+  tu_rmdir(dir);
+}
+
+static void exec_sql(const char *path, const char *sql) {
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+}
+
+/* The database refuses one write (a trigger injects the failure): 5.03, the update is taken back out
+ * of the sums, and the round still ends bit-identical to the uninterrupted run once it is re-sent. */
+static void test_persist_failure_takes_update_back(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  exec_sql(c.db_path, "CREATE TRIGGER fail13 BEFORE INSERT ON updates WHEN NEW.store_id = 'store-013' "
+                      "BEGIN SELECT RAISE(ABORT, 'injected'); END;");
+  for (int s = 0; s < NSTORES; s++) {
+    if (s == 13) {
+      assert_int_equal(code_of(a, "store-013", 60, g_up[0][13].body, g_up[0][13].len, "storage"), 503);
+      continue;
+    }
+    if (s == 20) {
+      exec_sql(c.db_path, "DROP TRIGGER fail13;");
+      assert_int_equal(post(a, &g_up[0][13], NULL), 204);
+    }
+    assert_int_equal(post(a, &g_up[0][s], NULL), 204);
+  }
+  uint8_t d[STOREFL_DIGEST_LEN];
+  uint64_t ver;
+  assert_int_equal(storefl_agg_model_copy(a, NULL, TU_TOTAL, &ver, d), STOREFL_OK);
+  assert_int_equal(ver, 2);
+  assert_memory_equal(d, g_digests[0], sizeof d);
+  storefl_agg_close(a);
+  tu_rmdir(dir);
+}
+
 typedef struct hook_ctx {
   int calls, fail;
   uint32_t n;
@@ -967,6 +1081,8 @@ static void test_config_file(void **state) {
   char dir[] = "/tmp/storefl-aggcfg-XXXXXX";
   assert_non_null(mkdtemp(dir));
   snprintf(c.db_path, sizeof c.db_path, "%s/agg.db", dir);
+  assert_true(c.signing_key[0] && c.epsilon_cap > 0); /* the example enables the ledger and a cap */
+  snprintf(c.signing_key, sizeof c.signing_key, "%s/aggregator.key", dir);
   c.init_seed = 5;
   storefl_agg *a = NULL;
   assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
@@ -997,10 +1113,12 @@ int main(void) {
       cmocka_unit_test(test_get_handlers),
       cmocka_unit_test(test_deadlines_extend_abandon_and_sampling),
       cmocka_unit_test(test_concurrent_callers),
+      cmocka_unit_test(test_persist_failure_takes_update_back),
       cmocka_unit_test(test_local_mode_noise_floor),
       cmocka_unit_test(test_round_keeps_its_parameters),
       cmocka_unit_test(test_rounds_command),
       cmocka_unit_test(test_central_noise_builtin),
+      cmocka_unit_test(test_builtin_ledger_and_budget),
       cmocka_unit_test(test_ledger_hook_atomic),
       cmocka_unit_test(test_fedadam_deterministic_and_pruning),
       cmocka_unit_test(test_config_file),

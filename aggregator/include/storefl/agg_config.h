@@ -63,7 +63,9 @@ typedef struct storefl_agg_config {
   double clip_norm;        /* C */
   double noise_multiplier; /* sigma */
   double delta;
-  double clip_tolerance; /* relative slack on C for quantization error (e.g. 0.01) */
+  double clip_tolerance;                  /* relative slack on C for quantization error (e.g. 0.01) */
+  char signing_key[STOREFL_AGG_PATH_MAX]; /* ledger key (ECDSA P-256 PEM, 0600); empty = no ledger */
+  double epsilon_cap;                     /* per-store cumulative epsilon cap at delta; 0 = none */
   /* [aggregation] */
   uint64_t weight_cap; /* per-store weight = min(num_examples, weight_cap) */
   int scale_bits;      /* fixed-point grid 2^-scale_bits */
