@@ -62,8 +62,7 @@ static void fail_run(storefl_store *s, int64_t run_id) {
   sqlite3_stmt *st = NULL;
   if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
     return;
-  snprintf(sql, sizeof sql, "DELETE FROM ingest_staging WHERE run_id = %lld", (long long)run_id);
-  int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+  int rc = storefl_store_delete_staging(s, run_id) == STOREFL_OK ? SQLITE_OK : SQLITE_ERROR;
   snprintf(sql, sizeof sql,
            "UPDATE ingest_runs SET state = 'failed', finished_at = CAST(strftime('%%s','now') AS INTEGER), "
            "message = substr(?1, 1, 500) WHERE id = %lld",
@@ -136,7 +135,7 @@ static int merge_run(storefl_store *s, storefl_ingest_stats *stats) {
     }
   }
   if (e == STOREFL_OK)
-    e = exec_run(s, "DELETE FROM ingest_staging WHERE run_id = ?1", stats->run_id);
+    e = storefl_store_delete_staging(s, stats->run_id);
   if (e == STOREFL_OK) {
     char sql[512];
     snprintf(
@@ -183,7 +182,8 @@ int storefl_ingest_file(storefl_store *s, const char *path, const storefl_retail
 
   int e = storefl_store_ingest_lock(s);
   if (e == STOREFL_OK)
-    e = storefl_store_recover_ingests(s, &stats->recovered_runs);
+    e = storefl_store_recover_ingests(s, NULL);
+  stats->recovered_runs = storefl_store_recovered_runs(s);
   if (e != STOREFL_OK)
     return e;
   storefl_retail_reader *rd = NULL;

@@ -13,6 +13,9 @@
 #include "storefl/error.h"
 #include "storefl_agent.h"
 
+/* A DELETE collects the rowids it removes in memory first: chunks keep that bounded. */
+enum { STAGING_DELETE_CHUNK = 20000 };
+
 /* 'SFL1': marks a SQLite file as a storefl store so that we never migrate someone else's database. */
 #define STOREFL_APPLICATION_ID 0x53464C31
 
@@ -181,7 +184,8 @@ struct storefl_store {
   sqlite3_stmt *st[ST_COUNT];
   char *path;
   int in_batch;
-  int lock_fd; /* ingest lock, -1 when not held */
+  int lock_fd;   /* ingest lock, -1 when not held */
+  int recovered; /* interrupted ingest runs discarded by this handle */
   char err[512];
   /* storefl_store_get_product() results */
   char prod_code[64];
@@ -402,7 +406,7 @@ int storefl_store_open(const char *path, const storefl_store_options *opts, stor
   if (e == STOREFL_OK && opts->integrity_check)
     e = integrity_check(s);
   if (e == STOREFL_OK && !opts->read_only)
-    e = storefl_store_recover_ingests(s, NULL);
+    e = storefl_store_recover_ingests(s, &s->recovered);
   if (e != STOREFL_OK) {
     if (err && errlen)
       snprintf(err, errlen, "%s", s->err);
@@ -440,6 +444,10 @@ int storefl_store_schema_version(storefl_store *s) {
 
 struct sqlite3 *storefl_store_db(storefl_store *s) {
   return s->db;
+}
+
+int storefl_store_recovered_runs(const storefl_store *s) {
+  return s->recovered;
 }
 
 int storefl_store_in_batch(const storefl_store *s) {
@@ -1017,6 +1025,24 @@ void storefl_store_ingest_unlock(storefl_store *s) {
   }
 }
 
+int storefl_store_delete_staging(storefl_store *s, int64_t run_id) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(s->db,
+                              "DELETE FROM ingest_staging WHERE rowid IN "
+                              "(SELECT rowid FROM ingest_staging WHERE run_id = ?1 LIMIT ?2)",
+                              -1, &st, NULL);
+  rc = rc ? rc : sqlite3_bind_int64(st, 1, run_id);
+  rc = rc ? rc : sqlite3_bind_int(st, 2, STAGING_DELETE_CHUNK);
+  while (rc == SQLITE_OK) {
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+      break;
+    rc = sqlite3_changes(s->db) > 0 ? sqlite3_reset(st) : SQLITE_DONE;
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? STOREFL_OK : storefl_store_sqlerr(s, rc, "delete staged rows");
+}
+
 int storefl_store_recover_ingests(storefl_store *s, int *aborted) {
   if (aborted)
     *aborted = 0;
@@ -1037,18 +1063,29 @@ int storefl_store_recover_ingests(storefl_store *s, int *aborted) {
   /* Holding the lock, every 'running' run of another process is dead. Runs of this very process
    * are kept: fcntl locks do not exclude the process that holds them. */
   char sql[512];
+  snprintf(sql, sizeof sql,
+           "DELETE FROM ingest_staging WHERE rowid IN (SELECT rowid FROM ingest_staging WHERE run_id IN "
+           "(SELECT id FROM ingest_runs WHERE state = 'running' AND pid <> %ld) LIMIT %d)",
+           (long)getpid(), STAGING_DELETE_CHUNK);
+  int e = storefl_store_exec(s, "BEGIN IMMEDIATE");
+  for (int more = 1; e == STOREFL_OK && more;) {
+    e = storefl_store_exec(s, sql);
+    more = sqlite3_changes(s->db) > 0;
+  }
   snprintf(
       sql, sizeof sql,
-      "BEGIN IMMEDIATE;"
-      "DELETE FROM ingest_staging WHERE run_id IN (SELECT id FROM ingest_runs WHERE state = 'running' "
-      "  AND pid <> %ld);"
       "UPDATE ingest_runs SET state = 'aborted', finished_at = CAST(strftime('%%s','now') AS INTEGER), "
-      "  message = 'interrupted; staged rows discarded at next open' WHERE state = 'running' AND pid <> %ld;"
-      "COMMIT;",
-      (long)getpid(), (long)getpid());
-  int e = storefl_store_exec(s, sql);
+      "  message = 'interrupted; staged rows discarded at next open' WHERE state = 'running' AND pid <> %ld;",
+      (long)getpid());
+  if (e == STOREFL_OK)
+    e = storefl_store_exec(s, sql);
+  int changed = sqlite3_changes(s->db);
+  if (e == STOREFL_OK)
+    e = storefl_store_exec(s, "COMMIT");
   if (e == STOREFL_OK && aborted)
-    *aborted = sqlite3_changes(s->db);
+    *aborted = changed;
+  if (e == STOREFL_OK && aborted != &s->recovered)
+    s->recovered += changed;
   if (e != STOREFL_OK && !sqlite3_get_autocommit(s->db))
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
   if (!held)

@@ -29,6 +29,12 @@ void storefl_store_ingest_unlock(storefl_store *s);
  * process holds it). *aborted (may be NULL) gets the number of runs rolled back. */
 int storefl_store_recover_ingests(storefl_store *s, int *aborted);
 
+/* Deletes the staged rows of run_id in bounded chunks, inside the caller's transaction. */
+int storefl_store_delete_staging(storefl_store *s, int64_t run_id);
+
+/* Interrupted ingest runs this handle has discarded so far (at open or later). */
+int storefl_store_recovered_runs(const storefl_store *s);
+
 /* 1 while a batch (storefl_store_begin) is open. */
 int storefl_store_in_batch(const storefl_store *s);
 

@@ -57,8 +57,9 @@ int storefl_retail_columns_set(storefl_retail_columns *c, const char *key, const
       return STOREFL_ERR_INVALID;
     if (strlen(value) >= STOREFL_RETAIL_NAME_MAX)
       return STOREFL_ERR_TOO_LARGE;
-    snprintf(c->name[i], sizeof c->name[i], "%s", value);
-    if (value[0])
+    size_t n = strlen(value);
+    memmove(c->name[i], value, n + 1); /* value may be c->name[i] itself */
+    if (n)
       c->explicit_mask |= 1u << i;
     else
       c->explicit_mask &= ~(1u << i);
@@ -414,8 +415,6 @@ int storefl_retail_next(storefl_retail_reader *r, storefl_retail_row *row) {
   row->category = field(r, STOREFL_COL_CATEGORY);
   row->brand = field(r, STOREFL_COL_BRAND);
   row->country = field(r, STOREFL_COL_COUNTRY);
-  if (row->basket[0] == '\0')
-    return row_error(r, line, "empty basket id");
   const char *t = field(r, STOREFL_COL_TIME);
   if (storefl_parse_time(t, &row->time) != STOREFL_OK)
     return row_error(r, line, "bad time '%.40s' (want YYYY-MM-DD HH:MM[:SS])", t);

@@ -112,7 +112,7 @@ typedef struct storefl_retail_row {
   uint64_t line;           /* 1-based line of the record in the file (header = line 1) */
   const char *code;        /* product code, upper-cased (a lower-case variant is the same product) */
   const char *text;        /* product text */
-  const char *basket;      /* basket / invoice id */
+  const char *basket;      /* basket / invoice id, "" if none (e.g. a view) */
   const char *shopper;     /* shopper id, "" when anonymous; "17850.0" becomes "17850" */
   const char *category;    /* "" if absent */
   const char *brand;       /* "" if absent */
