@@ -1,6 +1,7 @@
 /* storefl-agent train, personalize and recommend: the model on the store's own data. */
 #include "cmd_model.h"
 
+#include <cblas.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +17,13 @@
 #include "storefl_agent.h"
 
 enum { MAX_BASKET = 256, MAX_K = 1000 };
+
+/* The model's matrix products are small (160 x 102 x 64 in training, up to 256 rows when scoring):
+ * OpenBLAS threads cost more in wake-ups than they save, and one thread keeps results identical
+ * whatever the machine's core count. */
+static void one_blas_thread(void) {
+  openblas_set_num_threads(1);
+}
 
 static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
   char *end;
@@ -101,6 +109,7 @@ static void train_help(FILE *out) {
 }
 
 int storefl_cmd_train(int argc, char **argv) {
+  one_blas_thread();
   const char *prog = "storefl-agent train", *db = NULL, *config = NULL, *v;
   /* 0 / negative = not given on the command line: the config file or the defaults decide. */
   uint64_t steps = 0, seed = 0, buckets = 0, dim = 0, hidden = 0;
@@ -297,6 +306,7 @@ static void personalize_help(FILE *out) {
 }
 
 int storefl_cmd_personalize(int argc, char **argv) {
+  one_blas_thread();
   const char *prog = "storefl-agent personalize", *db = NULL, *which = "auto", *config = NULL, *v;
   /* 0 / negative = not given: the config file or the defaults decide. */
   uint64_t days = 14, steps = 0, seed = 0;
@@ -483,6 +493,7 @@ static void json_str(FILE *out, const char *s) {
 }
 
 int storefl_cmd_recommend(int argc, char **argv) {
+  one_blas_thread();
   const char *prog = "storefl-agent recommend", *db = NULL, *basket_arg = NULL, *shopper = NULL;
   const char *which = "auto", *at = NULL, *v;
   uint64_t k = 10, new_days = 30;

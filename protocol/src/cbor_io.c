@@ -136,7 +136,7 @@ int rd_bool(cbor_rd *r, uint8_t *v) {
   return STOREFL_OK;
 }
 
-int utf8_valid(const uint8_t *s, size_t len) {
+size_t utf8_valid_prefix(const uint8_t *s, size_t len) {
   size_t i = 0;
   while (i < len) {
     uint8_t c = s[i];
@@ -156,21 +156,25 @@ int utf8_valid(const uint8_t *s, size_t len) {
       n = 3;
       cp = c & 0x07;
     } else {
-      return 0;
+      return i;
     }
     if (len - i - 1 < n)
-      return 0;
+      return i;
     for (size_t k = 1; k <= n; k++) {
       if ((s[i + k] & 0xc0) != 0x80)
-        return 0;
+        return i;
       cp = (cp << 6) | (s[i + k] & 0x3f);
     }
     /* overlong forms, UTF-16 surrogates, beyond U+10FFFF */
     if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-      return 0;
+      return i;
     i += n + 1;
   }
-  return 1;
+  return len;
+}
+
+int utf8_valid(const uint8_t *s, size_t len) {
+  return utf8_valid_prefix(s, len) == len;
 }
 
 int check_text(const storefl_str *s, size_t min, size_t max) {
@@ -269,26 +273,43 @@ int check_finite(double v) {
   return isfinite(v) ? STOREFL_OK : STOREFL_ERR_NONFINITE;
 }
 
-/* Bit tests instead of isfinite() per element: this runs over every tensor byte received. */
+/* Bit tests instead of isfinite() per element: this runs over every tensor byte received. The
+ * fixed-size inner blocks let gcc -O2's cheap vectorizer turn them into SIMD compares (a plain
+ * loop over numel stayed scalar at a third of memcpy speed). */
+enum { FIN_BLOCK = 32 };
+
 static int data_finite(storefl_dtype dtype, const uint8_t *d, size_t numel) {
+  uint32_t bad = 0;
+  size_t i = 0;
   if (dtype == STOREFL_DTYPE_F32) {
-    uint32_t bad = 0;
-    for (size_t i = 0; i < numel; i++) {
+    for (; i + FIN_BLOCK <= numel; i += FIN_BLOCK) {
+      uint32_t blk[FIN_BLOCK];
+      memcpy(blk, d + 4 * i, sizeof blk);
+      uint32_t acc = 0;
+      for (int k = 0; k < FIN_BLOCK; k++)
+        acc |= (uint32_t)((blk[k] & 0x7f800000u) == 0x7f800000u);
+      bad |= acc;
+    }
+    for (; i < numel; i++) {
       uint32_t x;
       memcpy(&x, d + 4 * i, 4);
       bad |= (uint32_t)((x & 0x7f800000u) == 0x7f800000u);
     }
-    return !bad;
-  }
-  if (dtype == STOREFL_DTYPE_F16) {
-    uint32_t bad = 0;
-    for (size_t i = 0; i < numel; i++) {
+  } else if (dtype == STOREFL_DTYPE_F16) {
+    for (; i + FIN_BLOCK <= numel; i += FIN_BLOCK) {
+      uint16_t blk[FIN_BLOCK];
+      memcpy(blk, d + 2 * i, sizeof blk); /* host order is little-endian, as on the wire */
+      uint32_t acc = 0;
+      for (int k = 0; k < FIN_BLOCK; k++)
+        acc |= (uint32_t)((blk[k] & 0x7c00u) == 0x7c00u);
+      bad |= acc;
+    }
+    for (; i < numel; i++) {
       uint16_t x = (uint16_t)(d[2 * i] | (d[2 * i + 1] << 8));
       bad |= (uint32_t)((x & 0x7c00u) == 0x7c00u);
     }
-    return !bad;
   }
-  return 1;
+  return !bad;
 }
 
 int check_tensor(const storefl_tensor *t) {

@@ -50,6 +50,8 @@ int rd_tensor(cbor_rd *r, storefl_tensor *t);
 int rd_tensors(cbor_rd *r, storefl_tensor *ts, uint32_t *n);
 
 int utf8_valid(const uint8_t *s, size_t len);
+/* Length of the longest prefix of s made of complete, valid UTF-8 sequences. */
+size_t utf8_valid_prefix(const uint8_t *s, size_t len);
 
 /* ---- writer ---- */
 

@@ -18,10 +18,10 @@
 
 /* Opens a decode: body cap, map head. */
 static int dec_begin(cbor_rd *r, const uint8_t *buf, size_t len, size_t max_len, uint64_t *npairs) {
-  if (!buf && len)
-    return STOREFL_ERR_INVALID;
   if (len > max_len)
     return STOREFL_ERR_TOO_LARGE;
+  if (!buf || len == 0) /* an empty body is not a message (and NULL + 0 is not valid C) */
+    return STOREFL_ERR_INVALID;
   rd_init(r, buf, len, max_len);
   return rd_map(r, npairs);
 }
@@ -499,11 +499,9 @@ int storefl_error_encode_for(int err, const char *detail, uint32_t max_age_s, ui
   m.reason.len = strlen(reason);
   if (detail) {
     size_t n = strlen(detail);
-    if (n > STOREFL_MAX_TEXT_LEN) {
-      n = STOREFL_MAX_TEXT_LEN;
-      while (n > 0 && ((unsigned char)detail[n] & 0xc0) == 0x80)
-        n--; /* do not cut a UTF-8 sequence */
-    }
+    n = n > STOREFL_MAX_TEXT_LEN ? STOREFL_MAX_TEXT_LEN : n;
+    /* an error body must always be sendable: cut before a bad or cut-off UTF-8 sequence */
+    n = utf8_valid_prefix((const uint8_t *)detail, n);
     m.detail.ptr = detail;
     m.detail.len = n;
   }

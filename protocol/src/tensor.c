@@ -6,6 +6,12 @@
 #include "storefl/codec.h"
 #include "storefl/error.h"
 
+/* Tensor data is little-endian on the wire and read in place (zero copy), with memcpy into
+ * native floats; a big-endian port would need byte swaps in cbor_io.c and here. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "storefl's codec reads little-endian tensor data in place; big-endian hosts are not supported"
+#endif
+
 size_t storefl_dtype_size(storefl_dtype dtype) {
   switch (dtype) {
   case STOREFL_DTYPE_F32:
@@ -69,31 +75,36 @@ int storefl_tensor_numel(const storefl_tensor *t, uint64_t *numel) {
   return storefl_shape_numel(t->ndim, t->shape, numel);
 }
 
+/* Branch-free in the common (normal) case, after F. Giesen's float_to_half_fast3_rtne: random
+ * mantissas made a rounding branch mispredict half the time (15 ns per element). Normal values
+ * round by adding 0xfff plus the lowest kept bit (ties to even); subnormal results let the FPU
+ * round, by adding a magic number that aligns the float16 subnormal step with the float32 ulp,
+ * which relies on the default rounding mode (to nearest, ties to even). */
 uint16_t storefl_f32_to_f16(float f) {
+  const uint32_t f32_inf = 255u << 23, f16_overflow = (127u + 16u) << 23;
+  const uint32_t denorm_magic_bits = ((127u - 15u) + (23u - 10u) + 1u) << 23;
   uint32_t x;
   memcpy(&x, &f, sizeof x);
-  uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
-  uint32_t exp = (x >> 23) & 0xffu;
-  uint32_t man = x & 0x7fffffu;
-  if (exp == 0xff) /* Inf stays Inf; NaN keeps its top payload bits and stays quiet-or-not NaN */
-    return (uint16_t)(sign | 0x7c00u | (man ? 0x200u | (man >> 13) : 0));
-  int32_t e = (int32_t)exp - 127 + 15;
-  if (e >= 31)
-    return (uint16_t)(sign | 0x7c00u);
-  if (e <= 0) {
-    if (e < -10) /* below half the smallest subnormal: rounds to zero */
-      return sign;
-    uint32_t m = man | 0x800000u;
-    uint32_t shift = (uint32_t)(14 - e);
-    uint32_t q = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (q & 1)))
-      q++; /* may carry into the smallest normal, which is the right encoding */
-    return (uint16_t)(sign | q);
+  uint32_t sign = x & 0x80000000u;
+  x ^= sign;
+  uint32_t o;
+  if (x >= f16_overflow) { /* overflow (after rounding too), Inf, NaN (payload top bits kept) */
+    o = x > f32_inf ? 0x7c00u | 0x200u | ((x >> 13) & 0x3ffu) : 0x7c00u;
+  } else if (x < (113u << 23)) { /* result is a float16 subnormal or zero */
+    float fx, magic;
+    memcpy(&fx, &x, sizeof fx);
+    memcpy(&magic, &denorm_magic_bits, sizeof magic);
+    fx += magic;
+    uint32_t r;
+    memcpy(&r, &fx, sizeof r);
+    o = r - denorm_magic_bits;
+  } else {
+    uint32_t mant_odd = (x >> 13) & 1u;
+    x += ((15u - 127u) << 23) + 0xfffu; /* rebias the exponent (wraps, intended) and round */
+    x += mant_odd;
+    o = x >> 13;
   }
-  uint32_t q = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (q & 1)))
-    q++; /* a carry out of the mantissa bumps the exponent, up to Inf (0x7c00) */
-  return (uint16_t)(sign | q);
+  return (uint16_t)(o | (sign >> 16));
 }
 
 float storefl_f16_to_f32(uint16_t h) {
@@ -145,7 +156,7 @@ int storefl_tensor_to_f32(const storefl_tensor *t, float *dst, size_t n) {
   size_t es = storefl_dtype_size(t->dtype);
   if (!es)
     return STOREFL_ERR_FORMAT;
-  if (numel != n || n * es != t->nbytes)
+  if (numel != n || n > SIZE_MAX / es || n * es != t->nbytes || (n && (!t->data || !dst)))
     return STOREFL_ERR_INVALID;
   if (n == 0)
     return STOREFL_OK;
@@ -231,8 +242,8 @@ int storefl_model_digest(const storefl_tensor *tensors, uint32_t n_tensors,
     const storefl_tensor *ten = &tensors[t];
     uint64_t numel;
     size_t es = storefl_dtype_size(ten->dtype);
-    if (storefl_tensor_numel(ten, &numel) || !es || numel * es != ten->nbytes || ten->name.len > UINT32_MAX ||
-        (ten->nbytes && !ten->data)) {
+    if (storefl_tensor_numel(ten, &numel) || !es || numel > SIZE_MAX / es || numel * es != ten->nbytes ||
+        ten->name.len > UINT32_MAX || (ten->name.len && !ten->name.ptr) || (ten->nbytes && !ten->data)) {
       rc = STOREFL_ERR_INVALID;
       break;
     }
@@ -270,6 +281,22 @@ int storefl_model_digest(const storefl_tensor *tensors, uint32_t n_tensors,
 out:
   mbedtls_sha256_free(&ctx);
   return rc;
+}
+
+int storefl_tensors_match(const storefl_tensor *update, uint32_t n_update, const storefl_tensor *model,
+                          uint32_t n_model) {
+  if (n_update != n_model || (n_update && (!update || !model)))
+    return STOREFL_ERR_INVALID;
+  for (uint32_t i = 0; i < n_update; i++) {
+    const storefl_tensor *a = &update[i], *b = &model[i];
+    if (a->name.len != b->name.len || (a->name.len && memcmp(a->name.ptr, b->name.ptr, a->name.len) != 0) ||
+        a->ndim != b->ndim || a->ndim > STOREFL_MAX_DIMS)
+      return STOREFL_ERR_INVALID;
+    for (uint32_t k = 0; k < a->ndim; k++)
+      if (a->shape[k] != b->shape[k])
+        return STOREFL_ERR_INVALID;
+  }
+  return STOREFL_OK;
 }
 
 int storefl_store_id_valid(const char *s, size_t len) {

@@ -269,6 +269,13 @@ static void test_error_encode_for(void **state) {
                    STOREFL_OK);
   assert_int_equal(storefl_error_decode(buf, len, len, &e), STOREFL_OK);
   assert_int_equal(e.detail.len, STOREFL_MAX_TEXT_LEN - 1);
+  /* invalid UTF-8 in a detail (e.g. echoed from a hostile body) is cut, never fatal */
+  assert_int_equal(
+      storefl_error_encode_for(STOREFL_ERR_INVALID, "name \"ab\xff\xfe\"", 0, buf, sizeof buf, &len),
+      STOREFL_OK);
+  assert_int_equal(storefl_error_decode(buf, len, len, &e), STOREFL_OK);
+  assert_int_equal(e.detail.len, 8);
+  assert_memory_equal(e.detail.ptr, "name \"ab", 8);
 }
 
 static void test_ledger_roundtrip_and_hash(void **state) {

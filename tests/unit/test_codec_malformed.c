@@ -247,6 +247,8 @@ static void test_truncation_every_offset(void **state) {
     for (size_t n = 0; n < s->len; n++)
       EXPECT(s, s->buf, n, STOREFL_ERR_INVALID);
     EXPECT(s, s->buf, s->len, STOREFL_OK);
+    assert_int_equal(s->dec(NULL, 0, 100), STOREFL_ERR_INVALID);
+    assert_int_equal(s->dec(NULL, 5, 100), STOREFL_ERR_INVALID);
   }
 }
 
@@ -473,7 +475,8 @@ typedef struct tspec {
   size_t present;  /* bytes actually present (<= nbytes) */
   uint8_t fill[4]; /* element pattern (little-endian) */
   int fill_len;
-  int scale_kind; /* 0 none, 1 float32 0.5, 2 NaN, 3 zero, 4 -1, 5 float64 1e300 (> FLT_MAX), 6 1e-50 */
+  int scale_kind; /* 0 none, 1 float32 0.5, 2 NaN, 3 zero, 4 -1, 5 float64 1e300 (> FLT_MAX), 6 1e-50,
+                     7 3e38 (a float, but -128 * 3e38 overflows) */
 } tspec;
 
 static void b_tensor(bytes *b, const tspec *t) {
@@ -500,7 +503,7 @@ static void b_tensor(bytes *b, const tspec *t) {
     if (t->scale_kind <= 4) {
       b_put(b, sc[t->scale_kind] + 1, sc[t->scale_kind][0]);
     } else { /* a finite double beyond FLT_MAX, or one that underflows to 0 as a float */
-      double d = t->scale_kind == 5 ? 1e300 : 1e-50;
+      double d = t->scale_kind == 5 ? 1e300 : t->scale_kind == 6 ? 1e-50 : 3e38;
       uint64_t bits;
       memcpy(&bits, &d, 8);
       b_byte(b, 0xfb);
@@ -622,6 +625,9 @@ static void test_tensor_corruptions(void **state) {
   assert_int_equal(decode_tensor_case(&t, 1), STOREFL_ERR_NONFINITE);
   t.scale_kind = 6;
   assert_int_equal(decode_tensor_case(&t, 1), STOREFL_ERR_INVALID);
+  /* regression (found by writing the fuzz oracle): q * scale must stay finite for q = -128 */
+  t.scale_kind = 7;
+  assert_int_equal(decode_tensor_case(&t, 1), STOREFL_ERR_NONFINITE);
   t = good_f32();
   t.scale_kind = 1;
   assert_int_equal(decode_tensor_case(&t, 1), STOREFL_ERR_INVALID); /* scale on a float tensor */
@@ -760,6 +766,20 @@ static void test_field_values(void **state) {
   EXPECT(l, b.p, b.n, STOREFL_ERR_INVALID);
   b_free(&v);
   b_free(&b);
+  /* ledger: more participants than STOREFL_MAX_PARTICIPANTS (4.13), exactly the limit is fine */
+  for (int extra = 0; extra <= 1; extra++) {
+    b_head(&v, 4, STOREFL_MAX_PARTICIPANTS + (uint64_t)extra);
+    for (int i = 0; i < STOREFL_MAX_PARTICIPANTS + extra; i++) {
+      char id[8];
+      snprintf(id, sizeof id, "s%05d", i);
+      b_text(&v, id);
+    }
+    rebuild(l, &pl, -1, -1, 11, &v, NULL, 0, &b);
+    int want = extra ? STOREFL_ERR_TOO_LARGE : STOREFL_OK;
+    EXPECT(l, b.p, b.n, want);
+    b_free(&v);
+    b_free(&b);
+  }
   /* ledger: an epsilon pair with three elements */
   b_head(&v, 4, 1);
   b_head(&v, 4, 3);

@@ -106,12 +106,24 @@ int storefl_tensor_pack(storefl_dtype dtype, const float *src, size_t n, uint8_t
 int storefl_model_digest(const storefl_tensor *tensors, uint32_t n_tensors,
                          uint8_t digest[STOREFL_DIGEST_LEN]);
 
+/* CoAP ETag of /v1/model: the first STOREFL_ETAG_LEN bytes of the model digest (an ETag option
+ * holds at most 8 bytes, RFC 7252 section 5.10.6). */
+#define STOREFL_ETAG_LEN 8
+
+/* Protocol rule "an update has the model's tensors": same count, and tensor i has the same name,
+ * rank and shape as model tensor i (dtypes may differ). STOREFL_OK or STOREFL_ERR_INVALID (4.00). */
+int storefl_tensors_match(const storefl_tensor *update, uint32_t n_update, const storefl_tensor *model,
+                          uint32_t n_model);
+
 /* Returns 1 if s (len bytes, no NUL needed) matches [A-Za-z0-9._-]{1,64}, else 0. */
 int storefl_store_id_valid(const char *s, size_t len);
 
 /* ---- Messages --------------------------------------------------------------------------------
  * Encoders and decoders follow the conventions at the top of this file. */
 
+/* m->digest is written as given: fill it with storefl_model_digest(m->tensors, m->n_tensors, ...).
+ * The decoder does not recompute it either (it would cost a SHA-256 pass per download); agents
+ * verify it after decoding. */
 int storefl_model_encode(const storefl_model_msg *m, uint8_t *buf, size_t cap, size_t *len);
 int storefl_model_decode(const uint8_t *buf, size_t len, size_t max_len, storefl_model_msg *out);
 
@@ -132,7 +144,8 @@ int storefl_status_decode(const uint8_t *buf, size_t len, size_t max_len, storef
 
 /* Convenience for servers: encodes the error body for err (coap_code = storefl_err_to_coap(err),
  * reason = storefl_strerror(err)) with an optional detail (NUL-terminated, may be NULL; truncated
- * to STOREFL_MAX_TEXT_LEN at a UTF-8 boundary) and max_age_s. */
+ * to STOREFL_MAX_TEXT_LEN and before the first invalid UTF-8 sequence, so that the body can always be
+ * encoded) and max_age_s. */
 int storefl_error_encode_for(int err, const char *detail, uint32_t max_age_s, uint8_t *buf, size_t cap,
                              size_t *len);
 
