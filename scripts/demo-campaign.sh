@@ -151,20 +151,26 @@ done
 pids+=($!)
 for _ in $(seq 100); do grep -q listening aggregator.log && break; sleep 0.1; done
 grep -q listening aggregator.log || { echo "demo-campaign: the aggregator did not start:" >&2; tail aggregator.log >&2; exit 1; }
+watch_args=(--config observer.ini --data "$csv" --stores-dir stores --ids ids.txt --rounds "$rounds"
+  --epsilon-cap "$cap" --timeout-s $((rounds * (round_s * 4 + 30) + 60)))
+[ -n "$summary" ] && watch_args+=(--summary "$summary")
+[ "${STOREFL_DEMO_LOCAL:-0}" = 1 ] && watch_args+=(--local)
+# The observer first (so that it sees round 1), in the background so that Ctrl-C reaches this
+# script's trap at once.
+"$agent" campaign watch "${watch_args[@]}" 2>watch.err &
+watch_pid=$!
+pids+=($watch_pid)
+for _ in $(seq 300); do
+  grep -q "observing round" watch.err && break
+  kill -0 "$watch_pid" 2>/dev/null || break
+  sleep 0.1
+done
 mkdir -p logs
 for id in "${ids[@]}"; do
   "$agent" run --config "$id.ini" --poll-s 5 >"logs/$id.log" 2>&1 &
   pids+=($!)
 done
 echo "== campaign: 1 aggregator + ${#ids[@]} agents on 127.0.0.1:$port (DTLS PSK), setup took $(elapsed) s"
-watch_args=(--config observer.ini --data "$csv" --stores-dir stores --ids ids.txt --rounds "$rounds"
-  --epsilon-cap "$cap" --timeout-s $((rounds * (round_s * 4 + 30) + 60)))
-[ -n "$summary" ] && watch_args+=(--summary "$summary")
-[ "${STOREFL_DEMO_LOCAL:-0}" = 1 ] && watch_args+=(--local)
-# The observer runs in the background too so that Ctrl-C reaches this script's trap at once.
-"$agent" campaign watch "${watch_args[@]}" 2>watch.err &
-watch_pid=$!
-pids+=($watch_pid)
 set +e
 wait "$watch_pid"
 watch_rc=$?
