@@ -53,8 +53,8 @@ int storefl_rdp_to_epsilon(const double *orders, const double *rdp, size_t n, do
                            double *eps, double *best_order);
 
 /* epsilon after `rounds` rounds (q, sigma) at delta. opts may be NULL (defaults). */
-int storefl_dp_epsilon(double q, double sigma, uint64_t rounds, double delta, const storefl_accountant_opts *opts,
-                       double *eps, double *best_order);
+int storefl_dp_epsilon(double q, double sigma, uint64_t rounds, double delta,
+                       const storefl_accountant_opts *opts, double *eps, double *best_order);
 
 /* Relative tolerance of storefl_dp_calibrate_sigma. */
 #define STOREFL_CALIBRATE_RTOL 1e-7
