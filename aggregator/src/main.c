@@ -3,9 +3,9 @@
 #include <string.h>
 
 #include "cmd_rounds.h"
+#include "cmd_serve.h"
 #include "storefl/buildinfo.h"
 #include "storefl/cli.h"
-#include "cmd_serve.h"
 
 #include "cmd_audit.h"
 #include "cmd_privacy.h"
@@ -26,7 +26,6 @@ static const storefl_command COMMANDS[] = {
     {"audit", "export (JSON, CSV, HTML) and verify the signed privacy ledger", storefl_cmd_audit},
     {"privacy", "plan a campaign: epsilon for a noise level, or the noise for a target epsilon",
      storefl_cmd_privacy},
->>>>>>> privacy
     {NULL, NULL, NULL},
 };
 
