@@ -129,6 +129,9 @@ listen = 127.0.0.1:$port
 max_sessions = 256
 [dtls]
 psk_keys = $work/keys/psk.keys
+[ledger]
+key = $work/keys/ledger.key
+epsilon_cap = $cap
 [log]
 level = info
 INI
@@ -187,13 +190,18 @@ if [ "$watch_rc" != 0 ]; then
 fi
 echo
 echo "aggregator log: $work/aggregator.log; rounds and models: $agg rounds --db $work/aggregator.db"
-if "$agg" --help 2>/dev/null | grep -q '^ *audit'; then
-  "$agg" audit export --db "$work/aggregator.db" --format html -o "$work/audit.html" >/dev/null 2>&1 &&
-    echo "audit report: $work/audit.html"
-  echo "verify the ledger: $agg audit verify --db $work/aggregator.db"
+"$agg" audit pubkey --key "$work/keys/ledger.key" -o "$work/ledger-pub.pem" >/dev/null 2>&1 || true
+if "$agg" audit export --db "$work/aggregator.db" --format html --cap "$cap" -o "$work/audit.html" >audit.log 2>&1; then
+  echo "audit report (HTML): $work/audit.html"
 else
-  echo "audit report and ledger verification: not available in this build (the privacy branch's signed"
-  echo "ledger and 'storefl-aggregator audit' are not merged yet); epsilon above is the accountant's"
+  echo "audit report: export failed (see $work/audit.log)"
+fi
+echo "verify the ledger: $agg audit verify --db $work/aggregator.db --pubkey $work/ledger-pub.pem"
+if "$agg" audit verify --db "$work/aggregator.db" --pubkey "$work/ledger-pub.pem" >verify.log 2>&1; then
+  echo "   -> $(tail -1 verify.log)"
+else
+  echo "   -> FAILED: $(tail -1 verify.log)"
+  [ "$watch_rc" = 0 ] && watch_rc=1
 fi
 echo "stopped ${#pids[@]} processes; left running: $left; total time $(elapsed) s"
 [ "$left" = 0 ] || exit 1
