@@ -44,7 +44,9 @@ static void usage(FILE *out) {
           "  for 'storefl-agent partition'), min_lines (a --min-lines that keeps at least the chosen\n"
           "  stores), and sigma: the smallest noise multiplier for which R rounds of the sampled\n"
           "  Gaussian mechanism with participation probability Q stay within the epsilon cap E at delta\n"
-          "  D (the privacy accountant's calibration; with Q = 1 every store is counted in every round).\n"
+          "  D (the privacy accountant's calibration, aimed at E(1 - 1e-6) so that the aggregator's\n"
+          "  own budget check never refuses the last round over rounding; with Q = 1 every store is\n"
+          "  counted in every round).\n"
           "  The stores are the N eligible customers (>= 20 clean lines before the cut) with the most\n"
           "  clean lines before adapt_end; their ids go to --ids-out, one per line.\n"
           "\n"
@@ -203,7 +205,9 @@ static int cmd_plan(int argc, char **argv) {
     return STOREFL_EXIT_USAGE;
   }
   double sigma = 0;
-  int rc = storefl_dp_calibrate_sigma(q, cap, rounds, delta, NULL, &sigma);
+  /* A hair under the cap: the aggregator's budget check recomputes epsilon by its own composition,
+   * and a last round landing on the cap to the last bit could be refused over rounding. */
+  int rc = storefl_dp_calibrate_sigma(q, cap * (1 - 1e-6), rounds, delta, NULL, &sigma);
   if (rc) {
     fprintf(stderr, "campaign plan: no noise multiplier reaches epsilon %g in %lu rounds (q %g): %s\n", cap,
             rounds, q, storefl_strerror(rc));
@@ -253,7 +257,7 @@ static int cmd_plan(int argc, char **argv) {
    * chosen store is written (extra stores are harmless; only the chosen ones get an agent). */
   size_t min_lines = n ? cc[n - 1].lines * 9 / 10 : 1;
   printf("cut='%s'\nadapt_end='%s'\nstores=%zu\nmin_lines=%zu\nlargest_lines=%zu\nsmallest_lines=%zu\n"
-         "sigma=%.6f\nq=%g\nrounds=%lu\ndelta=%g\nepsilon_cap=%g\nepsilon_planned=%.6f\n",
+         "sigma=%.10g\nq=%g\nrounds=%lu\ndelta=%g\nepsilon_cap=%g\nepsilon_planned=%.6f\n",
          cut, adapt, n, min_lines ? min_lines : 1, n ? cc[0].lines : 0, n ? cc[n - 1].lines : 0, sigma, q,
          rounds, delta, cap, eps);
   free(cc);
@@ -411,7 +415,7 @@ static void fmt_eps(double e, char *buf, size_t len) {
 
 static void json_num(FILE *f, double x) {
   if (isfinite(x))
-    fprintf(f, "%.6g", x);
+    fprintf(f, "%.17g", x);
   else
     fprintf(f, "null");
 }
