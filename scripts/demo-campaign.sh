@@ -150,11 +150,11 @@ INI
 done
 
 # ---- 3. Processes -----------------------------------------------------------------------------
-"$agg" serve --config aggregator.ini >aggregator.log 2>&1 &
+"$agg" serve --config "$work/aggregator.ini" >aggregator.log 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do grep -q listening aggregator.log && break; sleep 0.1; done
 grep -q listening aggregator.log || { echo "demo-campaign: the aggregator did not start:" >&2; tail aggregator.log >&2; exit 1; }
-watch_args=(--config observer.ini --data "$csv" --stores-dir stores --ids ids.txt --rounds "$rounds"
+watch_args=(--config "$work/observer.ini" --data "$csv" --stores-dir "$work/stores" --ids "$work/ids.txt" --rounds "$rounds"
   --epsilon-cap "$cap" --timeout-s $((rounds * (round_s * 4 + 30) + 60)))
 [ -n "$summary" ] && watch_args+=(--summary "$summary")
 [ "${STOREFL_DEMO_LOCAL:-0}" = 1 ] && watch_args+=(--local)
@@ -170,7 +170,7 @@ for _ in $(seq 300); do
 done
 mkdir -p logs
 for id in "${ids[@]}"; do
-  "$agent" run --config "$id.ini" --poll-s 5 >"logs/$id.log" 2>&1 &
+  "$agent" run --config "$work/$id.ini" --poll-s 5 >"logs/$id.log" 2>&1 &
   pids+=($!)
 done
 echo "== campaign: 1 aggregator + ${#ids[@]} agents on 127.0.0.1:$port (DTLS PSK), setup took $(elapsed) s"
