@@ -52,6 +52,9 @@ os.execvp("bash", ["bash"] + sys.argv[1:])' "$src/scripts/demo-campaign.sh" "${a
 # took part in. The default model: the smaller one learns too little in 3 noisy rounds.
 args=(--stores 12 --rounds 3 --q 1 --epsilon-cap 16 --round-s 8 --port "$port" --work "$work/demo"
   --summary "$work/summary.json")
+# Ctrl-C only needs a campaign under way: fewer stores and the smaller model (fast under ASan too).
+[ "$mode" = interrupt ] && args=(--stores 6 --small --rounds 3 --q 1 --epsilon-cap 16 --round-s 8 --port "$port"
+  --work "$work/demo")
 if [ "$mode" = interrupt ]; then
   start_demo
   for _ in $(seq 1200); do
@@ -61,7 +64,7 @@ if [ "$mode" = interrupt ]; then
   done
   grep -qE '^ +1 +[0-9]+ \|' "$work/out.log" || fail "no round reported"
   running=$(left_processes | wc -l)
-  [ "$running" -ge 15 ] || fail "expected the script, the aggregator, 12 agents and the observer, saw $running"
+  [ "$running" -ge 9 ] || fail "expected the script, the aggregator, 6 agents and the observer, saw $running"
   t0=$(date +%s%N)
   kill -INT -- -"$script_pid"
   rc=0
@@ -118,7 +121,7 @@ for sid, e in s["epsilon"].items():
         acc[k] = json.loads(out)["epsilon"]
     assert abs(e["epsilon"] - acc[k]) <= 1e-9 * acc[k], (sid, e, acc[k])
     assert abs(led_eps[sid] - acc[k]) <= 1e-9 * acc[k], (sid, led_eps[sid], acc[k])
-    assert e["epsilon"] <= 8.0, (sid, e)
+    assert e["epsilon"] <= 16.0, (sid, e)  # the cap
 print("epsilon per store = ledger = accountant:", {k: round(v, 6) for k, v in acc.items()}, "(rounds charged: epsilon)")
 f = s["final"]
 pers, tfidf = f["fed+personal (campaign)"]["ndcg10"], f["tfidf"]["ndcg10"]
