@@ -11,15 +11,16 @@
 #      comparison with the baselines; then everything is stopped, and the script checks that no
 #      process is left. Ctrl-C stops everything too.
 # Usage: scripts/demo-campaign.sh [--stores N] [--rounds R] [--q Q] [--epsilon-cap E]
-#          [--round-s S] [--port P] [--work DIR] [--small] [--summary FILE] [--keep]
+#          [--round-s S] [--port P] [--work DIR] [--small] [--summary FILE]
 #   Defaults: 40 stores, 8 rounds, q 0.5, epsilon cap 8 (delta 1e-5), 12 s rounds, port 21000,
 #   work dir build/demo. --small: a smaller model (B = 2^12 buckets, d = 16) for quick runs.
 #   Environment: STOREFL_DATA_DIR (default ../shared/data relative to the repository),
 #   STOREFL_BUILD (default build), STOREFL_DEMO_LOCAL=1 adds the local-only baseline.
+# shellcheck disable=SC2154 # cut, adapt_end, sigma, ... come from plan.env (storefl-agent campaign plan)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 stores=40 rounds=8 q=0.5 cap=8 delta=1e-5 round_s=12 port=21000 work="$repo/build/demo" small=0
-summary="" keep=0
+summary=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --stores) stores=$2; shift 2 ;;
@@ -31,8 +32,7 @@ while [ $# -gt 0 ]; do
     --work) work=$2; shift 2 ;;
     --small) small=1; shift ;;
     --summary) summary=$2; shift 2 ;;
-    --keep) keep=1; shift ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo-campaign: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -84,7 +84,7 @@ cd "$work"
 echo "== plan: $stores stores, $rounds rounds, q = $q, epsilon cap $cap per store (delta $delta)"
 "$agent" campaign plan --data "$csv" --stores "$stores" --rounds "$rounds" --q "$q" \
   --epsilon-cap "$cap" --delta "$delta" --ids-out ids.txt >plan.env
-# shellcheck disable=SC1091
+# shellcheck disable=SC1091,SC2154 # plan.env sets cut, adapt_end, sigma, ... (campaign plan)
 . ./plan.env
 echo "   few-shot split: cut $cut, stores hold every clean line before $adapt_end UTC"
 echo "   stores: the $stores largest customers ($largest_lines .. $smallest_lines clean lines each)"
@@ -162,7 +162,7 @@ watch_args=(--config "$work/observer.ini" --data "$csv" --stores-dir "$work/stor
 # script's trap at once.
 "$agent" campaign watch "${watch_args[@]}" 2>watch.err &
 watch_pid=$!
-pids+=($watch_pid)
+pids+=("$watch_pid")
 for _ in $(seq 300); do
   grep -q "observing round" watch.err && break
   kill -0 "$watch_pid" 2>/dev/null || break
@@ -205,5 +205,4 @@ else
 fi
 echo "stopped ${#pids[@]} processes; left running: $left; total time $(elapsed) s"
 [ "$left" = 0 ] || exit 1
-[ "$keep" = 1 ] || true
 exit "$watch_rc"

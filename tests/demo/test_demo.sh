@@ -15,11 +15,8 @@
 set -euo pipefail
 mode=$1 src=$2 bin=$3 port=$4
 work=$(mktemp -d /tmp/storefl-demo-test.XXXXXX)
-agent=$bin/agent/storefl-agent
 agg=$bin/aggregator/storefl-aggregator
 export STOREFL_BUILD=$bin
-data=${STOREFL_DATA_DIR:-$src/../shared/data}
-csv=$data/online-retail/online_retail.csv.gz
 script_pid=""
 cleanup() {
   # Only if the test itself failed half-way: the demo's own processes, by pid.
