@@ -404,6 +404,20 @@ int storefl_agent_sync(const storefl_agent_net_config *c, storefl_store *st, sto
   size_t etag_len = 0;
   if (storefl_store_meta_get(st, "model_etag", hex, sizeof hex) == 0)
     etag_len = from_hex(hex, etag, sizeof etag);
+  if (etag_len && res->have_round) {
+    /* The round names its model's digest, whose first 8 bytes are the ETag: validate only what is
+     * expected to match (2.03), and fetch a changed model with a plain GET. A non-matching ETag
+     * would make libcoap 4.3.5's server leak 80 bytes on the follow-up Block2 request (its
+     * coap_handle_request_send_block returns without freeing out_blocks) and its client stop after
+     * the first block. */
+    uint64_t have = 0, want = 0;
+    for (size_t i = 0; i < etag_len; i++)
+      have = have << 8 | etag[i];
+    for (size_t i = 0; i < STOREFL_ETAG_LEN; i++)
+      want = want << 8 | res->round.model_digest[i];
+    if (have != want)
+      etag_len = 0;
+  }
   rc = storefl_client_fetch(client, "v1/model", etag_len ? etag : NULL, etag_len, &r, err, errlen);
   if (rc)
     return rc;

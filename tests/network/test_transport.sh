@@ -33,7 +33,7 @@ psk() { echo --psk-id "$1" --psk-key "keys/stores/$1.psk"; }
 pki() { echo --pki keys/ca.crt "keys/stores/$1.crt" "keys/stores/$1.key"; }
 
 start() {
-  "$peer" serve "$port" --psk keys/psk.keys --pki keys/ca.crt keys/server.crt keys/server.key "$@" >srv.log 2>&1 &
+  LSAN_OPTIONS="suppressions=$src/tests/network/lsan-libcoap.supp:print_suppressions=0" "$peer" serve "$port" --psk keys/psk.keys --pki keys/ca.crt keys/server.crt keys/server.key "$@" >srv.log 2>&1 &
   srv=$!
   for _ in $(seq 50); do grep -q listening srv.log 2>/dev/null && return 0; sleep 0.1; done
   fail "server did not start"
