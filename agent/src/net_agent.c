@@ -457,8 +457,14 @@ int storefl_agent_sync(const storefl_agent_net_config *c, storefl_store *st, sto
   }
   mbedtls_ctr_drbg_context *drbg = NULL;
   (void)storefl_agent_drbg_new(&drbg); /* jitter only; without it the back-off is not jittered */
-  rc = storefl_client_request(client, COAP_REQUEST_CODE_POST, "v1/update", 60, it.body, it.body_len, NULL, 0,
-                              &r, err, errlen);
+  /* --insecure-dev servers have no DTLS identity: the store names itself in the query. */
+  char upath[32 + STOREFL_MAX_ID_LEN];
+  if (c->insecure_dev)
+    snprintf(upath, sizeof upath, "v1/update?store=%s", c->store_id);
+  else
+    snprintf(upath, sizeof upath, "v1/update");
+  rc = storefl_client_request(client, COAP_REQUEST_CODE_POST, upath, 60, it.body, it.body_len, NULL, 0, &r,
+                              err, errlen);
   if (rc) {
     int64_t at = now + storefl_agent_backoff_ms(c, it.attempts + 1, drbg);
     (void)storefl_store_outbox_mark_failed(st, it.id, at, err, 0);
