@@ -35,10 +35,11 @@ void storefl_transport_init(void) {
     return;
   started = 1;
   coap_startup();
-  /* libcoap logs to stderr on its own; keep it to real problems unless we debug. */
-  coap_log_t lvl = storefl_log_get_level() == STOREFL_LOG_DEBUG ? COAP_LOG_INFO : COAP_LOG_ERR;
-  coap_set_log_level(lvl);
-  coap_dtls_set_log_level(lvl);
+  /* libcoap and Mbed TLS log to stderr on their own, verbosely: only real problems, unless
+   * STOREFL_COAP_DEBUG is set (then libcoap's and the TLS library's info-level traces). */
+  int dbg = getenv("STOREFL_COAP_DEBUG") != NULL;
+  coap_set_log_level(dbg ? COAP_LOG_INFO : COAP_LOG_ERR);
+  coap_dtls_set_log_level(dbg ? COAP_LOG_INFO : COAP_LOG_ERR);
 }
 
 /* ---------------------------------------------------------------------------------------------- */

@@ -157,8 +157,24 @@ static double now_ms(void) {
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+typedef struct obs_state {
+  int seen;
+} obs_state;
+
+static void on_notify(void *arg, const storefl_response *r) {
+  obs_state *o = arg;
+  o->seen++;
+  printf("notification %d code=%d len=%zu etag=", o->seen, r->code, r->len);
+  for (size_t i = 0; i < r->etag_len; i++)
+    printf("%02x", r->etag[i]);
+  printf("\n");
+  fflush(stdout);
+}
+
 static int client(int argc, char **argv) {
   int post = !strcmp(argv[1], "post");
+  int observe = !strcmp(argv[1], "observe");
+  int count = 2;
   storefl_client_opts o;
   memset(&o, 0, sizeof o);
   o.port = (uint16_t)atoi(argv[2]);
@@ -200,6 +216,8 @@ static int client(int argc, char **argv) {
       o.default_curves = 1;
     } else if (!strcmp(argv[i], "--insecure")) {
       o.insecure = 1;
+    } else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
+      count = atoi(argv[++i]);
     } else {
       fprintf(stderr, "net_peer: bad argument %s\n", argv[i]);
       return 2;
@@ -243,6 +261,22 @@ static int client(int argc, char **argv) {
     fprintf(stderr, "net_peer: %s\n", err);
     free(body);
     return 3;
+  }
+  if (observe) {
+    /* Prints each notification (the first response included) until --count were seen. */
+    obs_state os = {0};
+    rc = storefl_client_observe(c, path, on_notify, &os, err, sizeof err);
+    double end = now_ms() + 60000;
+    while (rc == 0 && os.seen < count && now_ms() < end)
+      rc = storefl_client_poll(c, 200);
+    storefl_client_close(c);
+    free(body);
+    if (rc || os.seen < count) {
+      fprintf(stderr, "net_peer: observe: %d of %d notifications (%s)\n", os.seen, count,
+              storefl_strerror(rc));
+      return 5;
+    }
+    return 0;
   }
   storefl_response r;
   if (post)
@@ -544,7 +578,7 @@ static int replay(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-  if (getenv("NET_PEER_DEBUG"))
+  if (getenv("STOREFL_COAP_DEBUG"))
     storefl_log_set_level(STOREFL_LOG_DEBUG);
   if (argc >= 3 && !strcmp(argv[1], "serve"))
     return serve(argc, argv);
@@ -558,7 +592,7 @@ int main(int argc, char **argv) {
     return replay(argc, argv);
   if (argc == 3 && !strcmp(argv[1], "outbox"))
     return outbox(argv);
-  if (argc >= 4 && (!strcmp(argv[1], "get") || !strcmp(argv[1], "post")))
+  if (argc >= 4 && (!strcmp(argv[1], "get") || !strcmp(argv[1], "post") || !strcmp(argv[1], "observe")))
     return client(argc, argv);
   fprintf(stderr, "usage: net_peer serve PORT ... | net_peer get|post PORT PATH ...\n");
   return 2;
