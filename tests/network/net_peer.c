@@ -113,6 +113,10 @@ static int serve(int argc, char **argv) {
       o.max_upload_bytes = strtoull(argv[++i], NULL, 10);
     } else if (!strcmp(argv[i], "--no-q-block")) {
       o.no_q_block = 1;
+    } else if (!strcmp(argv[i], "--idle-timeout") && i + 1 < argc) {
+      o.idle_timeout_s = (unsigned)atoi(argv[++i]);
+    } else if (!strcmp(argv[i], "--max-sessions") && i + 1 < argc) {
+      o.max_sessions = (unsigned)atoi(argv[++i]);
     } else if (!strcmp(argv[i], "--insecure-dev")) {
       o.insecure_dev = 1;
     } else {
