@@ -31,6 +31,7 @@ void storefl_agent_net_config_defaults(storefl_agent_net_config *c) {
   c->non = 0; /* NON streams 4x faster across vCPUs but stalls in recovery under loss: opt-in */
   c->block_size = 1024;
   c->timeout_s = 60;
+  c->epsilon_cap = 8.0;
   c->retry_base_s = 2;
   c->retry_max_s = 300;
 }
@@ -108,6 +109,13 @@ static int on_ini(void *user, const char *section, const char *name, const char 
     else if (!strcmp(name, "timeout_s"))
       bad = set_uint(&c->timeout_s, v, 1, 3600);
     else
+      known = 0;
+  } else if (!strcmp(section, "privacy")) {
+    if (!strcmp(name, "epsilon_cap")) {
+      char *end;
+      c->epsilon_cap = strtod(v, &end);
+      bad = end == v || *end || !(c->epsilon_cap >= 0);
+    } else
       known = 0;
   } else if (!strcmp(section, "retry")) {
     if (!strcmp(name, "base_s"))
