@@ -380,8 +380,9 @@ int main(int argc, char **argv) {
     const char *name;
     client_cfg cc;
   } variants[] = {
-      {"lockstep_block1_1k", {0, 0, 0, 0, 0}},           {"qblock1_con_burst10", {1, 0, 10, 0, 0}},
-      {"qblock1_non_burst10", {1, 0, 10, 1, 0}},         {"qblock1_non_burst64", {1, 0, 64, 1, 0}},
+      {"lockstep_block1_1k", {0, 0, 0, 0, 0}},
+      {"qblock1_con_burst10", {1, 0, 10, 0, 0}},
+      {"qblock1_non_burst10", {1, 0, 10, 1, 0}},
       {"qblock1_con_nstart8_burst64", {1, 0, 64, 0, 8}},
   };
   printf("\"upload_1_agent\":{");
