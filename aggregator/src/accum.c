@@ -344,15 +344,18 @@ AVX2 static void add_i8_avx2(int64_t *sums, const uint8_t *p, size_t n, double w
     sums[i] += round_bits((double)(int8_t)p[i] * ((double)scale * ws));
 }
 
-static int g_use_avx2 = -1;
+/* Decided once (pthread_once), so concurrent accumulators never race on it. */
+static int g_use_avx2;
+static pthread_once_t g_simd_once = PTHREAD_ONCE_INIT;
+static void simd_init(void) {
+  const char *off = getenv("STOREFL_NO_SIMD");
+  unsigned a, b, c, d;
+  /* F16C is CPUID.1:ECX bit 29 (clang's __builtin_cpu_supports does not know "f16c"). */
+  int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+  g_use_avx2 = !(off && *off) && __builtin_cpu_supports("avx2") && f16c;
+}
 static int use_avx2(void) {
-  if (g_use_avx2 < 0) {
-    const char *off = getenv("STOREFL_NO_SIMD");
-    unsigned a, b, c, d;
-    /* F16C is CPUID.1:ECX bit 29 (clang's __builtin_cpu_supports does not know "f16c"). */
-    int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
-    g_use_avx2 = !(off && *off) && __builtin_cpu_supports("avx2") && f16c;
-  }
+  pthread_once(&g_simd_once, simd_init);
   return g_use_avx2;
 }
 #else

@@ -94,7 +94,9 @@ static int u256_is_zero(const u256 *a) {
 }
 
 /* Bernoulli(num/den), 0 <= num <= den, den > 0: U uniform on [0, den) by rejection on bitlen(den)
- * bits, output U < num. */
+ * bits, output U < num. The bits of U are drawn from the most significant limb down and the draw
+ * stops as soon as the outcome is decided (U below num's prefix: 1; between num's and den's: 0;
+ * above den's: reject), which is the same decision the full comparison makes, on far fewer bits. */
 static int bern_ratio256(storefl_rng *rng, const u256 *num, const u256 *den, int *out) {
   if (u256_is_zero(num)) {
     *out = 0;
@@ -105,20 +107,45 @@ static int bern_ratio256(storefl_rng *rng, const u256 *num, const u256 *den, int
     return STOREFL_OK;
   }
   unsigned bits = u256_bitlen(den);
+  int top = (int)((bits - 1) / 64);
+  unsigned top_bits = bits - 64u * (unsigned)top;
   for (;;) {
-    u256 u = {{0, 0, 0, 0}};
-    unsigned left = bits;
-    for (int i = 0; i < 4 && left > 0; i++) {
-      unsigned k = left > 64 ? 64 : left;
-      int rc = storefl_rng_bits(rng, k, &u.w[i]);
+    int eq_num = 1, eq_den = 1, result = -1, reject = 0;
+    for (int i = top; i >= 0; i--) {
+      uint64_t w;
+      int rc = storefl_rng_bits(rng, i == top ? top_bits : 64, &w);
       if (rc != 0)
         return rc;
-      left -= k;
+      if (eq_den) {
+        if (w > den->w[i]) {
+          reject = 1;
+          break;
+        }
+        if (w < den->w[i])
+          eq_den = 0;
+      }
+      if (eq_num) {
+        if (w < num->w[i]) {
+          result = 1; /* U < num <= den */
+          break;
+        }
+        if (w > num->w[i])
+          eq_num = 0;
+      }
+      if (!eq_num && !eq_den) {
+        result = 0; /* num < U < den */
+        break;
+      }
     }
-    if (u256_cmp(&u, den) < 0) {
-      *out = u256_cmp(&u, num) < 0;
-      return STOREFL_OK;
+    if (reject)
+      continue;
+    if (result < 0) {
+      if (eq_den)
+        continue; /* U == den */
+      result = 0; /* U == num */
     }
+    *out = result;
+    return STOREFL_OK;
   }
 }
 
@@ -324,6 +351,15 @@ int storefl_dp_add_dgauss(storefl_rng *rng, int64_t *v, size_t n, double sigma) 
     v[i] += z;
   }
   return STOREFL_OK;
+}
+
+int storefl_dp_central_noise_hook(void *p_rng, int64_t *sums, size_t n, double stddev_grid) {
+  storefl_rng *rng = p_rng;
+  if (rng == NULL)
+    return STOREFL_ERR_INVALID;
+  if (storefl_rng_is_insecure(rng))
+    return STOREFL_ERR_CRYPTO;
+  return storefl_dp_add_dgauss(rng, sums, n, stddev_grid);
 }
 
 /* ---- clipping and the grid -------------------------------------------------------------------- */

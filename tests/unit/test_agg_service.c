@@ -1,6 +1,7 @@
 /* The aggregator's service logic on a real SQLite file: 50 stores x 3 rounds against an independent
  * reference, shuffled orders, SIGKILLed children, every rejection code, deadlines, hooks. */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -18,8 +19,10 @@
 #include "agg_testutil.h"
 #include "cmd_rounds.h"
 #include "storefl/agg_service.h"
+#include "storefl/budget.h"
 #include "storefl/codec.h"
 #include "storefl/error.h"
+#include "storefl/ledger.h"
 #include "storefl/log.h"
 #include "storefl/model.h"
 
@@ -392,6 +395,7 @@ static void test_rejections_change_nothing(void **state) {
 
   /* Replaying this database reproduces the round exactly as if the rejected uploads never happened:
    * finish round 1 with the other int8/f16 stores and compare with a reference. */
+  /* The edited cap applies from the next round: round 1 keeps the 4 KiB it opened with. */
   c.max_upload_bytes = 8u << 20;
   assert_int_equal(storefl_agg_open(&c, &opt, &a), STOREFL_OK);
   static float theta[TU_TOTAL], got[TU_TOTAL];
@@ -402,11 +406,16 @@ static void test_rejections_change_nothing(void **state) {
   for (int s = 1; s < NSTORES; s++) {
     if (s == 7) /* over budget */
       continue;
+    if (dtype_of(s) == STOREFL_DTYPE_F32) {
+      assert_int_equal(code_of(a, g_up[0][s].store, 60, g_up[0][s].body, g_up[0][s].len, "too_large"), 413);
+      continue;
+    }
     assert_int_equal(post(a, &g_up[0][s], NULL), 204);
     ups[nu++] = &g_up[0][s];
   }
   assert_int_equal(storefl_agg_round_info(a, &rm, &parts), STOREFL_OK);
-  assert_int_equal(parts, NSTORES - 1);
+  assert_int_equal(parts, nu);
+  assert_int_equal(rm.max_upload_bytes, 4096);
   g_now += c.duration_ms; /* deadline: closes with 49 >= min */
   assert_true(storefl_agg_tick(a) >= 0);
   uint64_t ver;
@@ -414,6 +423,8 @@ static void test_rejections_change_nothing(void **state) {
   assert_int_equal(ver, 2);
   assert_int_equal(tu_reference_round(theta, ups, nu, c.weight_cap, c.scale_bits, c.server_lr), 0);
   assert_memory_equal(got, theta, sizeof got);
+  assert_int_equal(storefl_agg_round_info(a, &rm, &parts), STOREFL_OK);
+  assert_int_equal(rm.max_upload_bytes, 8u << 20); /* round 2: the edited value */
   /* a retry of a round-1 upload after the round closed still gets its receipt */
   assert_int_equal(post(a, u0, &r2), 204);
   assert_int_equal(r2.duplicate, 1);
@@ -678,6 +689,181 @@ static void test_rounds_command(void **state) {
   tu_rmdir(dir);
 }
 
+/* A round keeps the parameters it opened with across a restart with an edited config (so its result is
+ * bit-identical); the edited ones (grid, weight cap, server rate, clip) apply from the next round. */
+static void test_round_keeps_its_parameters(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  c.target_participants = 10;
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  static float theta[TU_TOTAL], got[TU_TOTAL];
+  assert_int_equal(storefl_agg_model_copy(a, theta, TU_TOTAL, NULL, NULL), STOREFL_OK);
+  tu_update *ups[10];
+  for (int s = 0; s < 5; s++) {
+    assert_int_equal(post(a, &g_up[0][s], NULL), 204);
+    ups[s] = &g_up[0][s];
+  }
+  storefl_agg_close(a);
+  storefl_agg_config old = c;
+  c.scale_bits = 20;
+  c.weight_cap = 300;
+  c.server_lr = 0.25;
+  c.target_participants = 8;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  storefl_round_msg rm;
+  uint32_t parts;
+  assert_int_equal(storefl_agg_round_info(a, &rm, &parts), STOREFL_OK);
+  assert_int_equal(parts, 5);
+  assert_int_equal(rm.target_participants, 10);
+  for (int s = 5; s < 10; s++) {
+    assert_int_equal(post(a, &g_up[0][s], NULL), 204);
+    ups[s] = &g_up[0][s];
+  }
+  assert_int_equal(storefl_agg_model_copy(a, got, TU_TOTAL, NULL, NULL), STOREFL_OK);
+  assert_int_equal(tu_reference_round(theta, ups, 10, old.weight_cap, old.scale_bits, old.server_lr), 0);
+  assert_memory_equal(got, theta, sizeof got);
+  /* round 2 runs with the edited parameters */
+  assert_int_equal(storefl_agg_round_info(a, &rm, &parts), STOREFL_OK);
+  assert_int_equal(rm.round, 2);
+  assert_int_equal(rm.target_participants, 8);
+  tu_update *ups2[8];
+  for (int s = 0; s < 8; s++) {
+    assert_int_equal(post(a, &g_up[1][s], NULL), 204);
+    ups2[s] = &g_up[1][s];
+  }
+  assert_int_equal(storefl_agg_model_copy(a, got, TU_TOTAL, NULL, NULL), STOREFL_OK);
+  assert_int_equal(tu_reference_round(theta, ups2, 8, c.weight_cap, c.scale_bits, c.server_lr), 0);
+  assert_memory_equal(got, theta, sizeof got);
+  storefl_agg_close(a);
+  tu_rmdir(dir);
+}
+
+typedef struct thread_arg {
+  storefl_agg *a;
+  int first, step, ok;
+} thread_arg;
+
+static void *poster(void *p) {
+  thread_arg *t = p;
+  t->ok = 1;
+  for (int s = t->first; s < NSTORES; s += t->step) {
+    storefl_agg_response resp;
+    storefl_agg_handle_update(t->a, g_up[0][s].store, 60, g_up[0][s].body, g_up[0][s].len, &resp);
+    t->ok &= resp.coap_code == 204;
+    storefl_agg_response_release(&resp);
+    /* readers in between, as the transport's GETs would be */
+    storefl_agg_handle_model(t->a, NULL, 0, &resp);
+    t->ok &= resp.coap_code == 205;
+    storefl_agg_response_release(&resp);
+    storefl_agg_handle_status(t->a, 0, &resp);
+    storefl_agg_response_release(&resp);
+  }
+  return NULL;
+}
+
+/* Four threads posting the 50 updates of round 1 concurrently: same model as the sequential run. */
+static void test_concurrent_callers(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  pthread_t th[4];
+  thread_arg args[4];
+  for (int i = 0; i < 4; i++) {
+    args[i] = (thread_arg){a, i, 4, 0};
+    assert_int_equal(pthread_create(&th[i], NULL, poster, &args[i]), 0);
+  }
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(pthread_join(th[i], NULL), 0);
+    assert_true(args[i].ok);
+  }
+  uint8_t d[STOREFL_DIGEST_LEN];
+  uint64_t ver;
+  assert_int_equal(storefl_agg_model_copy(a, NULL, TU_TOTAL, &ver, d), STOREFL_OK);
+  assert_int_equal(ver, 2);
+  assert_memory_equal(d, g_digests[0], sizeof d);
+  storefl_agg_close(a);
+  tu_rmdir(dir);
+}
+
+typedef struct ledger_seen {
+  int n;
+  uint8_t digests[4][STOREFL_DIGEST_LEN];
+  uint32_t parts[4];
+} ledger_seen;
+
+static int see_entry(void *ctx, const storefl_ledger_entry *e, const uint8_t *cbor, size_t len) {
+  ledger_seen *l = ctx;
+  (void)cbor;
+  (void)len;
+  if (l->n < 4) {
+    memcpy(l->digests[l->n], e->model_digest, STOREFL_DIGEST_LEN);
+    l->parts[l->n] = e->n_participants;
+  }
+  l->n++;
+  return 0;
+}
+
+/* Built-in privacy: central noise, the signed ledger appended in the closing transaction, and the
+ * per-store epsilon cap answered with 4.03 - all from the privacy module, configured by keys only. */
+static void test_builtin_ledger_and_budget(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  c.noise_multiplier = 1.0;
+  c.target_participants = 5;
+  snprintf(c.signing_key, sizeof c.signing_key, "%s/aggregator.key", dir);
+  /* a cap between one and two rounds of (q = 1, sigma = 1) */
+  double rdp[STOREFL_BUDGET_ORDERS] = {0}, e1, e2;
+  assert_int_equal(storefl_budget_add_round(rdp, 1.0, 1.0), STOREFL_OK);
+  assert_int_equal(storefl_budget_epsilon(rdp, c.delta, &e1), STOREFL_OK);
+  assert_int_equal(storefl_budget_add_round(rdp, 1.0, 1.0), STOREFL_OK);
+  assert_int_equal(storefl_budget_epsilon(rdp, c.delta, &e2), STOREFL_OK);
+  assert_true(e1 > 0 && e2 > e1);
+  c.epsilon_cap = 0.5 * (e1 + e2);
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  uint8_t d[2][STOREFL_DIGEST_LEN];
+  for (int s = 0; s < 5; s++)
+    assert_int_equal(post(a, &g_up[0][s], NULL), 204);
+  assert_int_equal(storefl_agg_model_copy(a, NULL, TU_TOTAL, NULL, d[0]), STOREFL_OK);
+  /* round 2: store-000 already spent e1; one more round would take it past the cap */
+  assert_int_equal(code_of(a, "store-000", 60, g_up[1][0].body, g_up[1][0].len, "budget_exceeded"), 403);
+  for (int s = 5; s < 10; s++)
+    assert_int_equal(post(a, &g_up[1][s], NULL), 204);
+  uint64_t ver;
+  assert_int_equal(storefl_agg_model_copy(a, NULL, TU_TOTAL, &ver, d[1]), STOREFL_OK);
+  assert_int_equal(ver, 3);
+  storefl_agg_close(a);
+  /* the ledger verifies (chain, signatures, replayed epsilons) and records the served models */
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(c.db_path, &db), SQLITE_OK);
+  storefl_signer *signer = NULL;
+  assert_int_equal(storefl_signer_open(c.signing_key, &signer, NULL), STOREFL_OK);
+  storefl_ledger_report rep;
+  assert_int_equal(storefl_ledger_verify(db, signer, &rep), STOREFL_OK);
+  assert_int_equal(rep.n_entries, 2);
+  ledger_seen seen = {0};
+  assert_int_equal(storefl_ledger_foreach(db, see_entry, &seen), STOREFL_OK);
+  assert_int_equal(seen.n, 2);
+  assert_memory_equal(seen.digests[0], d[0], STOREFL_DIGEST_LEN);
+  assert_memory_equal(seen.digests[1], d[1], STOREFL_DIGEST_LEN);
+  assert_int_equal(seen.parts[0], 5);
+  assert_int_equal(seen.parts[1], 5);
+  double eps;
+  assert_int_equal(storefl_ledger_store_epsilon(db, "store-000", c.delta, &eps), STOREFL_OK);
+  assert_true(fabs(eps - e1) <= 1e-9 * e1);
+  storefl_signer_free(signer);
+  sqlite3_close(db);
+  tu_rmdir(dir);
+}
+
 typedef struct hook_ctx {
   int calls, fail;
   uint32_t n;
@@ -856,6 +1042,8 @@ static void test_config_file(void **state) {
   char dir[] = "/tmp/storefl-aggcfg-XXXXXX";
   assert_non_null(mkdtemp(dir));
   snprintf(c.db_path, sizeof c.db_path, "%s/agg.db", dir);
+  assert_true(c.signing_key[0] && c.epsilon_cap > 0); /* the example enables the ledger and a cap */
+  snprintf(c.signing_key, sizeof c.signing_key, "%s/aggregator.key", dir);
   c.init_seed = 5;
   storefl_agg *a = NULL;
   assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
@@ -885,9 +1073,12 @@ int main(void) {
       cmocka_unit_test(test_rejections_change_nothing),
       cmocka_unit_test(test_get_handlers),
       cmocka_unit_test(test_deadlines_extend_abandon_and_sampling),
+      cmocka_unit_test(test_concurrent_callers),
       cmocka_unit_test(test_local_mode_noise_floor),
+      cmocka_unit_test(test_round_keeps_its_parameters),
       cmocka_unit_test(test_rounds_command),
       cmocka_unit_test(test_central_noise_builtin),
+      cmocka_unit_test(test_builtin_ledger_and_budget),
       cmocka_unit_test(test_ledger_hook_atomic),
       cmocka_unit_test(test_fedadam_deterministic_and_pruning),
       cmocka_unit_test(test_config_file),

@@ -166,6 +166,29 @@ static void test_planted_product_through_the_store(void **state) {
   assert_int_equal(storefl_agent_load_profiles(s, &one, "nobody"), STOREFL_ERR_NOT_FOUND);
   storefl_agent_data_free(&one);
 
+  /* The store's part of a federated round equals the library's local step on the loaded data. */
+  storefl_model *g, *delta, *expect;
+  assert_int_equal(storefl_model_create(&mc, &g), STOREFL_OK);
+  storefl_model_init(g, 77);
+  assert_int_equal(storefl_model_create(&mc, &delta), STOREFL_OK);
+  assert_int_equal(storefl_model_create(&mc, &expect), STOREFL_OK);
+  storefl_train_config fc;
+  storefl_train_config_default(&fc);
+  fc.steps = 5;
+  fc.algo = STOREFL_FED_FOMAML;
+  size_t nex = 0, nex2 = 0;
+  assert_int_equal(storefl_agent_local_update(s, g, &fc, delta, &nex), STOREFL_OK);
+  assert_int_equal(nex, 12 * 12 * 2);
+  storefl_train_data all = {d.cat, (const storefl_profile *const *)d.profiles, d.n_profiles, INT64_MIN,
+                            INT64_MAX};
+  assert_int_equal(storefl_local_update(g, &all, &fc, expect, &nex2), STOREFL_OK);
+  assert_int_equal(nex2, nex);
+  assert_memory_equal(delta->block, expect->block, g->numel * sizeof(float));
+  assert_true(storefl_model_l2norm(delta) > 0);
+  storefl_model_free(g);
+  storefl_model_free(delta);
+  storefl_model_free(expect);
+
   /* A blob altered on disk is refused: one float flipped keeps the CBOR valid but not the digest. */
   sqlite3 *db = storefl_store_db(s);
   assert_int_equal(sqlite3_exec(db,

@@ -5,9 +5,9 @@
  * q = round_half_even(x * w * 2^S) to an int64 sum: x * w * 2^S is an exact double for float32,
  * float16 and int8 values (q8 * scale: 8 + 24 + 20 bits), so q depends on nothing but (x, w, S) and
  * the only rounding is that one, deterministic, step. Integer addition is associative, so any
- * arrival order and any sharding (sum of per-shard sums) gives bit-identical sums; an update can be
- * subtracted again exactly. Memory is O(model): one int64 per coordinate, whatever the number of
- * participants.
+ * arrival order and any sharding (sum of per-shard sums) gives bit-identical sums. Memory is
+ * O(model): one int64 per coordinate, whatever the number of participants. Tensor names are at most
+ * STOREFL_MAX_ID_LEN (64) bytes here.
  *
  * Overflow is impossible by construction: every contribution |q| must be <= limit, where
  * limit = min(floor(INT64_MAX / max_updates), 2^51 - 1); an update that would exceed it is rejected (nothing

@@ -63,7 +63,9 @@ typedef struct storefl_agg_config {
   double clip_norm;        /* C */
   double noise_multiplier; /* sigma */
   double delta;
-  double clip_tolerance; /* relative slack on C for quantization error (e.g. 0.01) */
+  double clip_tolerance;                  /* relative slack on C for quantization error (e.g. 0.01) */
+  char signing_key[STOREFL_AGG_PATH_MAX]; /* ledger key (ECDSA P-256 PEM, 0600); empty = no ledger */
+  double epsilon_cap;                     /* per-store cumulative epsilon cap at delta; 0 = none */
   /* [aggregation] */
   uint64_t weight_cap; /* per-store weight = min(num_examples, weight_cap) */
   int scale_bits;      /* fixed-point grid 2^-scale_bits */
@@ -88,6 +90,12 @@ int storefl_agg_config_load_string(const char *text, storefl_agg_config *cfg, ch
  * (storefl/model.h) and sets init_from_model. Called by the loaders and by storefl_agg_open.
  * STOREFL_ERR_INVALID for bad sizes. */
 int storefl_agg_config_resolve_model(storefl_agg_config *cfg, char *err, size_t errlen);
+
+/* The per-round parameters of cfg ([round], [privacy], [aggregation] keys except total_rounds) as INI
+ * text that storefl_agg_config_load_string() reads back exactly (doubles with 17 digits). A round keeps
+ * the parameters it opened with across restarts; edited ones apply from the next round.
+ * STOREFL_ERR_TOO_LARGE if cap is too small. */
+int storefl_agg_config_round_params(const storefl_agg_config *cfg, char *buf, size_t cap);
 
 /* Checks ranges and consistency (min <= target <= max participants, grid range cannot overflow for
  * the largest acceptable update, ...). STOREFL_ERR_INVALID with a message. */

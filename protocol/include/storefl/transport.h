@@ -93,12 +93,15 @@ typedef struct storefl_client_opts {
   size_t psk_key_len;
   /* Certificates (used when psk_identity is NULL): CA that signed the server, own cert and key. */
   const char *ca_file, *cert_file, *key_file;
-  int insecure;        /* plaintext coap:// (development only; the server must allow it) */
-  int q_block;         /* 1: try RFC 9177 Q-Block (falls back to Block1/2 if the server lacks it) */
-  unsigned block_size; /* 16..1024, 0 -> 1024 */
-  int default_curves;  /* 1: leave Mbed TLS's curve/suite preference alone (benchmark "before") */
-  uint32_t timeout_ms; /* per request, 0 -> 60000 */
-  size_t max_response; /* bytes; larger bodies are an error (STOREFL_ERR_TOO_LARGE). 0 -> 64 MiB */
+  int insecure;           /* plaintext coap:// (development only; the server must allow it) */
+  int q_block;            /* 1: try RFC 9177 Q-Block (falls back to Block1/2 if the server lacks it) */
+  unsigned block_size;    /* 16..1024, 0 -> 1024 */
+  unsigned q_block_burst; /* Q-Block MAX_PAYLOADS (RFC 9177) before pacing, 0 -> libcoap default 10 */
+  unsigned nstart;        /* CoAP NSTART: confirmable messages in flight, 0 -> 1 (RFC 7252 default) */
+  int non;                /* 1: send requests with a body as NON (RFC 9177 recommends NON for Q-Block) */
+  int default_curves;     /* 1: leave Mbed TLS's curve/suite preference alone (benchmark "before") */
+  uint32_t timeout_ms;    /* per request, 0 -> 60000 */
+  size_t max_response;    /* bytes; larger bodies are an error (STOREFL_ERR_TOO_LARGE). 0 -> 64 MiB */
 } storefl_client_opts;
 
 typedef struct storefl_client storefl_client;
@@ -134,9 +137,11 @@ int storefl_client_request(storefl_client *c, coap_pdu_code_t method, const char
 
 /* Conditional GET of a large resource: with the ETag of the body the caller holds, 2.03 Valid means
  * unchanged (no body crosses the network); otherwise the full body is fetched. libcoap 4.3.5's
- * server drops the ETag from later Block2 blocks of a request that carried a non-matching ETag
- * (its clients then keep only the first block), so a changed resource is fetched again with a
- * plain GET: one extra block on change, nothing on the common unchanged path. */
+ * server mishandles a Block2 follow-up request carrying a non-matching ETag (it leaks 80 bytes in
+ * coap_handle_request_send_block and drops the ETag from the later blocks, so its client keeps only
+ * the first block): on 2.05 the body is therefore fetched again with a plain GET. Callers that can
+ * know in advance that the resource changed (the round names the model digest) should not send the
+ * ETag at all; see storefl_agent_sync(). */
 int storefl_client_fetch(storefl_client *c, const char *path, const uint8_t *etag, size_t etag_len,
                          storefl_response *resp, char *err, size_t errlen);
 

@@ -68,6 +68,12 @@ int storefl_dgauss_sample(storefl_rng *rng, double sigma, int64_t *out);
  * the caller must discard it). */
 int storefl_dp_add_dgauss(storefl_rng *rng, int64_t *v, size_t n, double sigma);
 
+/* The aggregator's central-noise hook (aggcore's storefl_agg_privacy.add_central_noise has this
+ * signature): p_rng is a storefl_rng created with storefl_rng_create; adds N_Z(0, stddev_grid^2) to
+ * each accumulated sum. Called by the round logic once, when the round closes. Refuses an insecure
+ * test-seeded generator (STOREFL_ERR_CRYPTO) so that test wiring cannot reach production. */
+int storefl_dp_central_noise_hook(void *p_rng, int64_t *sums, size_t n, double stddev_grid);
+
 /* Puts a clipped update (L2 norm <= clip_norm) on the grid of spacing step: out[i] (all spans
  * concatenated, total length = sum of lens) = round-half-even(lambda * x[i] / step), with lambda = 1
  * unless rounding pushed the integer vector's norm above clip_norm / step, in which case lambda < 1
