@@ -1,6 +1,7 @@
 /* storefl-agent eval: see the --help text below and docs/evaluation.md. */
 #include "cmd_eval.h"
 
+#include <cblas.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -289,6 +290,9 @@ int storefl_cmd_eval(int argc, char **argv) {
     fprintf(stderr, "eval: %s: %s\n", config, err);
     return STOREFL_EXIT_FAIL;
   }
+  /* The model's matrix products are small: OpenBLAS threads cost more in wake-ups than they save,
+   * and one thread makes the figures identical whatever the machine's core count. */
+  openblas_set_num_threads(1);
   storefl_eval_model_config mcfg;
   storefl_eval_model_config_default(&mcfg);
   if (config && storefl_eval_model_config_load_ini(config, "eval", &mcfg, err, sizeof err) != 0) {

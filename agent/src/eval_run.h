@@ -47,7 +47,8 @@ typedef struct storefl_eval_result {
   size_t events, clients;
   double hr10, ndcg10, auc;       /* mean over events */
   double c_hr10, c_ndcg10, c_auc; /* mean over clients (each client's mean over its events) */
-  double seconds;                 /* wall time of the method's scoring (training excluded) */
+  double seconds; /* wall time in begin_client + score: per-client training (local, personal) included,
+                     up-front training (central, federated) not */
 } storefl_eval_result;
 
 typedef void (*storefl_eval_progress)(void *arg, const char *method, size_t done, size_t total);

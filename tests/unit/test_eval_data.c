@@ -378,10 +378,10 @@ static void run_models(const storefl_eval_split *s, storefl_eval_result *r) {
   storefl_eval_model_config c;
   storefl_eval_model_config_default(&c);
   c.model.buckets = 4096;
-  c.central_steps = 60;
+  c.central_steps = 30;
   c.local_steps = 5;
-  c.rounds = 3;
-  c.clients_per_round = 8;
+  c.rounds = 2;
+  c.clients_per_round = 6;
   c.fed_local_steps = 5;
   c.train.personal_steps = 5;
   storefl_eval_models *mc = NULL;
@@ -400,7 +400,7 @@ static void run_models(const storefl_eval_split *s, storefl_eval_result *r) {
 static void test_real_slice_models(void **state) {
   (void)state;
   storefl_eval_split_opts o = {
-      .clients = STOREFL_EVAL_CUSTOMERS, .regime = STOREFL_EVAL_FEW_SHOT, .max_clients = 60};
+      .clients = STOREFL_EVAL_CUSTOMERS, .regime = STOREFL_EVAL_FEW_SHOT, .max_clients = 40};
   storefl_eval_split *s = NULL;
   assert_int_equal(storefl_eval_split_build(real, &o, &s), STOREFL_OK);
   storefl_eval_result a[4], b[4];
