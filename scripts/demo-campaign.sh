@@ -146,6 +146,8 @@ db = $db
 address = 127.0.0.1:$port
 [dtls]
 psk_key = $work/keys/stores/$id.psk
+[privacy]
+epsilon_cap = $cap
 INI
 done
 

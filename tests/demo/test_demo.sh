@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The demo in the suite (issue 5, "Tests"), with scripts/demo-campaign.sh itself:
-#   campaign   6 stores, 3 rounds (q = 0.5, rounds closing on their deadline), small model; asserts
+#   campaign   12 stores, 3 rounds, q = 1 (rounds close on the target count), epsilon cap 16, the
+#              default model; asserts
 #              that every round closed, that the personalised models of the campaign rank the held-out
 #              new products better (NDCG@10) than the attribute-similarity baseline (tfidf) on the
-#              same events, that every store's epsilon equals the accountant's epsilon for the rounds
-#              it was charged (recomputed here by `storefl-agent campaign plan`, i.e. the direct
-#              T-round accountant, versus the observer's round-by-round composition; and by
-#              `storefl-aggregator privacy epsilon` when that command is built), that the ledger
-#              verifies (when `storefl-aggregator audit` is built), and that no process is left.
-#   interrupt  the same campaign, SIGINT to the script's whole process group (what Ctrl-C does)
+#              same events, that every store's epsilon is the same in the observer's accounting, the
+#              aggregator's signed ledger, the store's own local ledger and `storefl-aggregator
+#              privacy epsilon` for the rounds it was charged, that the ledger verifies with the
+#              published key, and that no process is left.
+#   interrupt  a 6-store campaign (small model), SIGINT to the script's whole process group (what Ctrl-C does)
 #              once the first round has been reported: it must stop within seconds and leave no
 #              process.
 # Usage: test_demo.sh campaign|interrupt SOURCE_DIR BINARY_DIR PORT
@@ -96,11 +96,11 @@ s=$work/summary.json
 # epsilon: the observer's (its own round-by-round composition), the signed ledger's (the aggregator's
 # accounting) and `storefl-aggregator privacy epsilon` (the accountant, for the rounds each store
 # was charged) must agree, and stay within the cap.
-python3 - "$s" "$work/ledger.json" "$agg" <<'PY' || fail "summary checks"
+python3 - "$s" "$work/ledger.json" "$agg" "$bin/agent/storefl-agent" "$work/demo/stores" <<'PY' || fail "summary checks"
 import json, subprocess, sys
 s = json.load(open(sys.argv[1]))
 ledger = json.load(open(sys.argv[2]))["entries"]
-agg = sys.argv[3]
+agg, agent, stores = sys.argv[3], sys.argv[4], sys.argv[5]
 rounds = s["rounds"]
 assert len(rounds) == 3, rounds
 assert all(r["closed"] == 1 and r["participants"] >= 2 for r in rounds), rounds
@@ -118,8 +118,15 @@ for sid, e in s["epsilon"].items():
         acc[k] = json.loads(out)["epsilon"]
     assert abs(e["epsilon"] - acc[k]) <= 1e-9 * acc[k], (sid, e, acc[k])
     assert abs(led_eps[sid] - acc[k]) <= 1e-9 * acc[k], (sid, led_eps[sid], acc[k])
+    # and the store's own local ledger (what its agent's budget gate charged)
+    out = subprocess.run([agent, "budget", "--db", "%s/%s.db" % (stores, sid), "--json"], check=True,
+                         capture_output=True, text=True).stdout
+    local = json.loads(out)
+    assert local["rounds_charged"] == k, (sid, local, k)
+    mine = [d["epsilon_spent"] for d in local["by_delta"] if d["delta"] == delta]
+    assert mine and abs(mine[0] - acc[k]) <= 1e-9 * acc[k], (sid, local, acc[k])
     assert e["epsilon"] <= 16.0, (sid, e)  # the cap
-print("epsilon per store = ledger = accountant:", {k: round(v, 6) for k, v in acc.items()}, "(rounds charged: epsilon)")
+print("epsilon per store: observer = aggregator ledger = store ledger = accountant:", {k: round(v, 6) for k, v in acc.items()}, "(rounds charged: epsilon)")
 f = s["final"]
 pers, tfidf = f["fed+personal (campaign)"]["ndcg10"], f["tfidf"]["ndcg10"]
 print("final NDCG@10: personalised %.4f, global %.4f, tfidf %.4f, random %.4f" %
