@@ -15,7 +15,8 @@
 #   Defaults: 40 stores, 8 rounds, q 0.5, epsilon cap 8 (delta 1e-5), 12 s rounds, port 21000,
 #   work dir build/demo. --small: a smaller model (B = 2^12 buckets, d = 16) for quick runs.
 #   Environment: STOREFL_DATA_DIR (default ../shared/data relative to the repository),
-#   STOREFL_BUILD (default build), STOREFL_DEMO_LOCAL=1 adds the local-only baseline.
+#   STOREFL_BUILD (default build), STOREFL_DEMO_LOCAL=1 adds the local-only baseline,
+#   STOREFL_DEMO_LATE_OBSERVER=S starts the observer S seconds after the agents (tests).
 # shellcheck disable=SC2154 # cut, adapt_end, sigma, ... come from plan.env (storefl-agent campaign plan)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
     --work) work=$2; shift 2 ;;
     --small) small=1; shift ;;
     --summary) summary=$2; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo-campaign: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -162,19 +163,32 @@ watch_args=(--config "$work/observer.ini" --data "$csv" --stores-dir "$work/stor
 [ "${STOREFL_DEMO_LOCAL:-0}" = 1 ] && watch_args+=(--local)
 # The observer first (so that it sees round 1), in the background so that Ctrl-C reaches this
 # script's trap at once.
-"$agent" campaign watch "${watch_args[@]}" 2>watch.err &
-watch_pid=$!
-pids+=("$watch_pid")
-for _ in $(seq 300); do
-  grep -q "observing round" watch.err && break
-  kill -0 "$watch_pid" 2>/dev/null || break
-  sleep 0.1
-done
-mkdir -p logs
-for id in "${ids[@]}"; do
-  "$agent" run --config "$work/$id.ini" --poll-s 5 >"logs/$id.log" 2>&1 &
-  pids+=($!)
-done
+start_observer() {
+  "$agent" campaign watch "${watch_args[@]}" 2>watch.err &
+  watch_pid=$!
+  pids+=("$watch_pid")
+  for _ in $(seq 300); do
+    grep -q "observing round" watch.err && break
+    kill -0 "$watch_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+}
+start_agents() {
+  mkdir -p logs
+  for id in "${ids[@]}"; do
+    "$agent" run --config "$work/$id.ini" --poll-s 5 >"logs/$id.log" 2>&1 &
+    pids+=($!)
+  done
+}
+late=${STOREFL_DEMO_LATE_OBSERVER:-}
+if [ -n "$late" ]; then
+  start_agents
+  sleep "$late"
+  start_observer
+else
+  start_observer
+  start_agents
+fi
 echo "== campaign: 1 aggregator + ${#ids[@]} agents on 127.0.0.1:$port (DTLS PSK), setup took $(elapsed) s"
 set +e
 wait "$watch_pid"

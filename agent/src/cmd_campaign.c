@@ -657,7 +657,7 @@ static int cmd_watch(int argc, char **argv) {
   sigaction(SIGTERM, &sa, NULL);
 
   obs_state os = {1};
-  double t0 = now_s(), t_round = 0, next_sync = 0;
+  double t0 = now_s(), t_round = NAN, next_sync = 0;
   uint64_t cur_round = 0;
   round_rec cur;
   memset(&cur, 0, sizeof cur);
@@ -704,7 +704,7 @@ static int cmd_watch(int argc, char **argv) {
             cur.q = r->participation_q;
             cur.sigma = r->noise_multiplier;
             cur.delta = r->delta;
-            t_round = t_seen;
+            t_round = NAN; /* its start was not seen: no round time */
           }
         }
         if (cur_round && (r->round != cur_round || r->state != STOREFL_ROUND_OPEN)) {
@@ -878,8 +878,10 @@ static int cmd_watch(int argc, char **argv) {
       json_num(sum, r->eps_max);
       fprintf(sum, ",\"epsilon_median\":");
       json_num(sum, r->eps_median);
-      fprintf(sum, ",\"bytes_up\":%" PRIu64 ",\"bytes_down\":%" PRIu64 ",\"seconds\":%.3f}", r->bytes_up,
-              r->bytes_down, r->seconds);
+      fprintf(sum, ",\"bytes_up\":%" PRIu64 ",\"bytes_down\":%" PRIu64 ",\"seconds\":", r->bytes_up,
+              r->bytes_down);
+      json_num(sum, r->seconds); /* null for rounds that ended unseen */
+      fprintf(sum, "}");
     }
     fprintf(sum, "],\"final\":{");
     for (size_t i = 0; i < nm; i++) {
