@@ -11,9 +11,9 @@
 #      comparison with the baselines; then everything is stopped, and the script checks that no
 #      process is left. Ctrl-C stops everything too.
 # Usage: scripts/demo-campaign.sh [--stores N] [--rounds R] [--q Q] [--epsilon-cap E]
-#          [--round-s S] [--port P] [--work DIR] [--small] [--summary FILE]
+#          [--round-s S] [--port P] [--work DIR] [--small] [--summary FILE] [--dtype i8|f16|f32]
 #   Defaults: 40 stores, 8 rounds, q 0.5, epsilon cap 8 (delta 1e-5), 12 s rounds, port 21000,
-#   work dir build/demo. --small: a smaller model (B = 2^12 buckets, d = 16) for quick runs.
+#   work dir build/demo, int8 uploads. --small: a smaller model (B = 2^12 buckets, d = 16).
 #   Environment: STOREFL_DATA_DIR (default ../shared/data relative to the repository),
 #   STOREFL_BUILD (default build), STOREFL_DEMO_LOCAL=1 adds the local-only baseline,
 #   STOREFL_DEMO_LATE_OBSERVER=S starts the observer S seconds after the agents (tests).
@@ -21,7 +21,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 stores=40 rounds=8 q=0.5 cap=8 delta=1e-5 round_s=12 port=21000 work="$repo/build/demo" small=0
-summary=""
+summary="" dtype=i8
 while [ $# -gt 0 ]; do
   case "$1" in
     --stores) stores=$2; shift 2 ;;
@@ -33,6 +33,7 @@ while [ $# -gt 0 ]; do
     --work) work=$2; shift 2 ;;
     --small) small=1; shift ;;
     --summary) summary=$2; shift 2 ;;
+    --dtype) dtype=$2; shift 2 ;;
     -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo-campaign: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -117,7 +118,7 @@ on_short = extend
 total_rounds = $rounds
 local_steps = 10
 local_lr = 0.005
-upload_dtype = i8
+upload_dtype = $dtype
 [privacy]
 mode = central
 clip_norm = 1.0
@@ -147,6 +148,8 @@ db = $db
 address = 127.0.0.1:$port
 [dtls]
 psk_key = $work/keys/stores/$id.psk
+[upload]
+dtype = $dtype
 [privacy]
 epsilon_cap = $cap
 INI
