@@ -12,8 +12,10 @@
 #      process is left. Ctrl-C stops everything too.
 # Usage: scripts/demo-campaign.sh [--stores N] [--rounds R] [--q Q] [--epsilon-cap E]
 #          [--round-s S] [--port P] [--work DIR] [--small] [--summary FILE] [--dtype i8|f16|f32]
+#          [--aggregator-cap E]
 #   Defaults: 40 stores, 8 rounds, q 0.5, epsilon cap 8 (delta 1e-5), 12 s rounds, port 21000,
 #   work dir build/demo, int8 uploads. --small: a smaller model (B = 2^12 buckets, d = 16).
+#   The aggregator's cap ([ledger] epsilon_cap) is the stores' cap unless --aggregator-cap is given.
 #   Environment: STOREFL_DATA_DIR (default ../shared/data relative to the repository),
 #   STOREFL_BUILD (default build), STOREFL_DEMO_LOCAL=1 adds the local-only baseline,
 #   STOREFL_DEMO_LATE_OBSERVER=S starts the observer S seconds after the agents (tests).
@@ -21,7 +23,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 stores=40 rounds=8 q=0.5 cap=8 delta=1e-5 round_s=12 port=21000 work="$repo/build/demo" small=0
-summary="" dtype=i8
+summary="" dtype=i8 agg_cap=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --stores) stores=$2; shift 2 ;;
@@ -34,6 +36,7 @@ while [ $# -gt 0 ]; do
     --small) small=1; shift ;;
     --summary) summary=$2; shift 2 ;;
     --dtype) dtype=$2; shift 2 ;;
+    --aggregator-cap) agg_cap=$2; shift 2 ;;
     -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo-campaign: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -133,7 +136,7 @@ max_sessions = 256
 psk_keys = $work/keys/psk.keys
 [ledger]
 key = $work/keys/ledger.key
-epsilon_cap = $cap
+epsilon_cap = ${agg_cap:-$cap}
 [log]
 level = info
 INI

@@ -15,7 +15,11 @@
 #              stores, q = 0.5, 5 s rounds, the observer started 7 s after the agents: round 1 is
 #              over when it arrives; it must still report 3 rounds (round 1 without a time) and
 #              the same epsilon per store as each store's own local ledger.
-# Usage: test_demo.sh campaign|interrupt|late SOURCE_DIR BINARY_DIR PORT
+#   budget     the aggregator's own cap ([ledger] epsilon_cap 10) is below the stores' (16, for which
+#              sigma is calibrated over 3 rounds): round 1 costs 8.15, round 2 would reach 12.4, so
+#              every round-2 update gets 4.03 budget_exceeded and rounds 2-3 are abandoned; the
+#              ledger holds round 1 only and no store is over 10 in it.
+# Usage: test_demo.sh campaign|interrupt|late|budget SOURCE_DIR BINARY_DIR PORT
 set -euo pipefail
 mode=$1 src=$2 bin=$3 port=$4
 work=$(mktemp -d /tmp/storefl-demo-test.XXXXXX)
@@ -58,6 +62,10 @@ if [ "$mode" = late ]; then
     --summary "$work/summary.json")
   export STOREFL_DEMO_LATE_OBSERVER=7
 fi
+if [ "$mode" = budget ]; then
+  args=(--stores 6 --small --rounds 3 --q 1 --epsilon-cap 16 --aggregator-cap 10 --round-s 2 --port "$port"
+    --work "$work/demo" --summary "$work/summary.json")
+fi
 # Ctrl-C only needs a campaign under way: fewer stores and the smaller model (fast under ASan too).
 [ "$mode" = interrupt ] && args=(--stores 6 --small --rounds 3 --q 1 --epsilon-cap 16 --round-s 8 --port "$port"
   --work "$work/demo")
@@ -84,6 +92,33 @@ if [ "$mode" = interrupt ]; then
   script_pid=""
   [ "$ms" -lt 10000 ] || fail "stopping took $ms ms"
   echo "PASS: interrupted after round 1 with $running processes; all stopped in $ms ms"
+  exit 0
+fi
+
+if [ "$mode" = budget ]; then
+  rc=0
+  start_demo
+  wait "$script_pid" || rc=$?
+  cat "$work/out.log"
+  [ "$rc" = 0 ] || fail "demo-campaign.sh exited with $rc"
+  [ -z "$(left_processes)" ] || fail "processes left"
+  script_pid=""
+  log=$work/demo/aggregator.log
+  n403=$(grep -c "update rejected: store=[^ ]* code=403 reason=budget_exceeded" "$log" || true)
+  [ "$n403" -ge 6 ] || fail "expected every store's round-2 update refused with 4.03 budget_exceeded, saw $n403"
+  grep -q "round 2 abandoned" "$log" || fail "round 2 was not abandoned"
+  "$agg" audit verify --db "$work/demo/aggregator.db" --pubkey "$work/demo/ledger-pub.pem" || fail "ledger"
+  "$agg" audit export --db "$work/demo/aggregator.db" --format json -o "$work/ledger.json" || fail "audit export"
+  python3 - "$work/ledger.json" "$work/summary.json" <<'PY' || fail "budget checks"
+import json, sys
+ledger = json.load(open(sys.argv[1]))["entries"]
+s = json.load(open(sys.argv[2]))
+assert [e["round"] for e in ledger] == [1], [e["round"] for e in ledger]
+assert all(v <= 10 for v in ledger[-1]["epsilons"].values()), ledger[-1]["epsilons"]
+assert [r["closed"] for r in s["rounds"]] == [1, 0, 0], s["rounds"]
+print("aggregator cap held: ledger", {k: round(v, 3) for k, v in ledger[-1]["epsilons"].items()})
+PY
+  echo PASS
   exit 0
 fi
 

@@ -20,6 +20,10 @@ endif()
 add_test(NAME demo.late_observer COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_demo.sh late ${CMAKE_SOURCE_DIR}
   ${CMAKE_BINARY_DIR} ${STOREFL_DEMO_PORT_LATE})
 set_tests_properties(demo.late_observer PROPERTIES TIMEOUT 300 ENVIRONMENT "${STOREFL_TEST_ENV}")
+math(EXPR STOREFL_DEMO_PORT_BUDGET "${STOREFL_DEMO_PORT} + 25")
+add_test(NAME demo.aggregator_cap COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_demo.sh budget ${CMAKE_SOURCE_DIR}
+  ${CMAKE_BINARY_DIR} ${STOREFL_DEMO_PORT_BUDGET})
+set_tests_properties(demo.aggregator_cap PROPERTIES TIMEOUT 300 ENVIRONMENT "${STOREFL_TEST_ENV}")
 add_test(NAME demo.interrupt COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_demo.sh interrupt ${CMAKE_SOURCE_DIR}
   ${CMAKE_BINARY_DIR} ${STOREFL_DEMO_PORT_INT})
 set_tests_properties(demo.interrupt PROPERTIES TIMEOUT 300 ENVIRONMENT "${STOREFL_TEST_ENV}")
