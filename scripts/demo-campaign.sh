@@ -81,6 +81,11 @@ on_signal() {
 trap on_signal INT TERM
 trap stop_all EXIT
 
+# The work directory is wiped: only if it is empty or a previous demo's (it has plan.env).
+if [ -e "$work" ] && [ -n "$(ls -A "$work" 2>/dev/null)" ] && [ ! -f "$work/plan.env" ]; then
+  echo "demo-campaign: $work exists and is not a previous demo's work directory; not wiping it" >&2
+  exit 2
+fi
 rm -rf "$work"
 mkdir -p "$work"
 cd "$work"
