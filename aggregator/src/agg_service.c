@@ -868,20 +868,11 @@ static int handle_update_locked(storefl_agg *a, const char *identity, int conten
   }
   if (u->num_examples == 0)
     return reject(resp, identity, STOREFL_ERR_INVALID, "no_examples", "num_examples is 0", 0);
-  storefl_accum_stats st;
-  rc = storefl_accum_check(a->acc, u->tensors, u->n_tensors, &st);
+  rc = storefl_accum_match(a->acc, u->tensors, u->n_tensors);
   if (rc)
     return reject(resp, identity, rc == STOREFL_ERR_NONFINITE ? STOREFL_ERR_INVALID : rc, check_reason(rc),
                   "tensors do not match the model", 0);
-  double bound = storefl_agg_config_norm_bound(&a->cfg, st.numel);
-  if (!(st.l2_norm <= bound)) {
-    snprintf(detail, sizeof detail, "L2 norm %.6g over the bound %.6g", st.l2_norm, bound);
-    return reject(resp, identity, STOREFL_ERR_INVALID, "norm_exceeds_clip", detail, 0);
-  }
   uint64_t w = u->num_examples < a->cfg.weight_cap ? u->num_examples : a->cfg.weight_cap;
-  if (storefl_accum_range_ok(a->acc, &st, w))
-    return reject(resp, identity, STOREFL_ERR_INVALID, "out_of_range", "values outside the accumulator range",
-                  0);
   if (storefl_accum_count(a->acc) >= a->cfg.max_participants) {
     int64_t left = (a->round.deadline_ms - now_ms(a)) / 1000 + 1;
     return reject(resp, identity, STOREFL_ERR_UNAVAILABLE, "round_full",
@@ -911,24 +902,40 @@ static int handle_update_locked(storefl_agg *a, const char *identity, int conten
     if (rc)
       return reject(resp, identity, STOREFL_ERR_UNAVAILABLE, "budget_check", storefl_strerror(rc), 5);
   }
-  /* Durable first, then counted: the row commits (WAL fsync) before the accumulator changes and before
-   * the receipt leaves; a crash in between is healed by replaying the row on restart. */
+  /* Values: finite, L2 norm within the bound, contributions within range - measured while folding the
+   * update in (one read of it); a rejection takes it out again exactly, leaving the sums unchanged. */
+  storefl_accum_stats st;
+  double bound = storefl_agg_config_norm_bound(&a->cfg, storefl_accum_numel(a->acc));
+  rc = storefl_accum_add_measured(a->acc, u->tensors, u->n_tensors, w, bound, &st);
+  if (rc == STOREFL_ERR_NONFINITE)
+    return reject(resp, identity, STOREFL_ERR_INVALID, "non_finite", "a value is NaN or infinite", 0);
+  if (rc == STOREFL_ERR_INVALID && !(st.l2_norm <= bound)) {
+    snprintf(detail, sizeof detail, "L2 norm %.6g over the bound %.6g", st.l2_norm, bound);
+    return reject(resp, identity, STOREFL_ERR_INVALID, "norm_exceeds_clip", detail, 0);
+  }
+  if (rc == STOREFL_ERR_INVALID)
+    return reject(resp, identity, STOREFL_ERR_INVALID, "out_of_range", "values outside the accumulator range",
+                  0);
+  if (rc)
+    return reject(resp, identity, STOREFL_ERR_INTERNAL, "internal", storefl_strerror(rc), 0);
+  /* Durable before acknowledged: the row commits (WAL fsync) before the receipt leaves; if it cannot,
+   * the update is taken out of the sums again. A crash before the commit loses only an unacknowledged
+   * update; after it, the row is replayed on restart. */
   memset(&rec, 0, sizeof rec);
   rec.round = a->round.round;
   memcpy(rec.store_id, identity, strlen(identity) + 1);
-  if (mbedtls_sha256_ret(body, len, rec.digest, 0) != 0)
+  if (mbedtls_sha256_ret(body, len, rec.digest, 0) != 0) {
+    (void)storefl_accum_sub(a->acc, u->tensors, u->n_tensors, w);
     return reject(resp, identity, STOREFL_ERR_CRYPTO, "internal", "sha256 failed", 0);
+  }
   rec.accepted_ms = now_ms(a);
-  rec.participants_so_far = storefl_accum_count(a->acc) + 1;
+  rec.participants_so_far = storefl_accum_count(a->acc);
   rec.weight = w;
   rc = agg_db_insert_update(a->db, &rec, body, len);
-  if (rc)
-    return reject(resp, identity, STOREFL_ERR_UNAVAILABLE, "storage", "cannot persist the update", 5);
-  rc = storefl_accum_add_checked(a->acc, u->tensors, u->n_tensors, w, &st);
   if (rc) {
-    /* Cannot happen after the checks above; keep the database consistent with memory anyway. */
-    SFL_ERROR(COMP, "accumulator refused a checked update (%s)", storefl_strerror(rc));
-    return reject(resp, identity, STOREFL_ERR_INTERNAL, "internal", "accumulator error", 0);
+    if (storefl_accum_sub(a->acc, u->tensors, u->n_tensors, w) != STOREFL_OK)
+      SFL_ERROR(COMP, "cannot take back an unpersisted update: the round's sums are suspect");
+    return reject(resp, identity, STOREFL_ERR_UNAVAILABLE, "storage", "cannot persist the update", 5);
   }
   a->round.participants = storefl_accum_count(a->acc);
   SFL_INFO(COMP, "update accepted: store=%s round=%llu weight=%llu norm=%.4g participants=%u", identity,

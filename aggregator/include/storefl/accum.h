@@ -68,6 +68,22 @@ int storefl_accum_range_ok(const storefl_accum *acc, const storefl_accum_stats *
 int storefl_accum_add_checked(storefl_accum *acc, const storefl_tensor *tensors, uint32_t n_tensors,
                               uint64_t weight, const storefl_accum_stats *stats);
 
+/* Structure only: count, names, order, shapes, dtypes, nbytes, int8 scales (finite, > 0). Same errors
+ * as storefl_accum_check, without reading the values. */
+int storefl_accum_match(const storefl_accum *acc, const storefl_tensor *tensors, uint32_t n_tensors);
+
+/* The fast path: matches the structure, then adds weight * update while measuring it in the same pass
+ * (the update is read once). If a value is not finite (STOREFL_ERR_NONFINITE), the L2 norm exceeds
+ * max_norm or a contribution exceeds the range (STOREFL_ERR_INVALID), the same contributions are
+ * subtracted again - exactly, in integers - and the sums are as before. stats (may be NULL) receives
+ * the measurement either way once the structure matched. STOREFL_ERR_UNAVAILABLE when full. */
+int storefl_accum_add_measured(storefl_accum *acc, const storefl_tensor *tensors, uint32_t n_tensors,
+                               uint64_t weight, double max_norm, storefl_accum_stats *stats);
+
+/* Takes back an update that was added with the same tensors and weight (e.g. when persisting it
+ * failed): exact. STOREFL_ERR_INVALID for bad arguments. */
+int storefl_accum_sub(storefl_accum *acc, const storefl_tensor *tensors, uint32_t n_tensors, uint64_t weight);
+
 /* Adds weight * update (weight >= 1). Call storefl_accum_check first; add re-checks only the range.
  * Errors: STOREFL_ERR_INVALID (weight 0, or a contribution over the limit: nothing changed),
  * STOREFL_ERR_UNAVAILABLE (max_updates already added), and the errors of storefl_accum_check when the
