@@ -219,20 +219,35 @@ static int set_add(store_set *s, const char *id, size_t len, store_state **out) 
   return STOREFL_OK;
 }
 
+/* One round's RDP at the default orders, remembered for the last (q, sigma): a replay of a long
+ * ledger mostly repeats the same parameters. */
+typedef struct round_rdp {
+  int valid;
+  double q, sigma;
+  double inc[STOREFL_BUDGET_ORDERS];
+} round_rdp;
+
 /* Charges one round: q < 1 -> every known store and the participants; q = 1 -> participants. */
-static int charge_round(store_set *s, double q, double sigma, const storefl_str *parts, uint32_t n_parts) {
+static int charge_round(store_set *s, round_rdp *cache, double q, double sigma, const storefl_str *parts,
+                        uint32_t n_parts) {
   size_t n_orders;
   const double *orders = storefl_rdp_default_orders(&n_orders);
   if (n_orders != STOREFL_BUDGET_ORDERS)
     return STOREFL_ERR_INTERNAL;
-  double inc[STOREFL_BUDGET_ORDERS];
-  for (size_t k = 0; k < n_orders; k++) {
-    int rc = storefl_rdp_sgm(q, sigma, orders[k], &inc[k]);
-    if (rc != 0)
-      return rc;
-    if (!isfinite(inc[k]))
-      return STOREFL_ERR_INVALID; /* sigma = 0: no finite epsilon to record */
+  if (!cache->valid || cache->q != q || cache->sigma != sigma) {
+    cache->valid = 0;
+    for (size_t k = 0; k < n_orders; k++) {
+      int rc = storefl_rdp_sgm(q, sigma, orders[k], &cache->inc[k]);
+      if (rc != 0)
+        return rc;
+      if (!isfinite(cache->inc[k]))
+        return STOREFL_ERR_INVALID; /* sigma = 0: no finite epsilon to record */
+    }
+    cache->valid = 1;
+    cache->q = q;
+    cache->sigma = sigma;
   }
+  const double *inc = cache->inc;
   for (uint32_t i = 0; i < n_parts; i++) {
     store_state *st;
     int rc = set_add(s, parts[i].ptr, parts[i].len, &st);
@@ -397,8 +412,11 @@ static int append_in_tx(sqlite3 *db, storefl_signer *signer, const storefl_ledge
   rc = load_states(db, &set);
   double q = storefl_budget_effective_q(r->mode == STOREFL_PRIVACY_CENTRAL, r->participation_q,
                                         r->closed_on_deadline);
-  if (rc == 0)
-    rc = charge_round(&set, q, r->noise_multiplier, r->participants, r->n_participants);
+  if (rc == 0) {
+    round_rdp cache;
+    memset(&cache, 0, sizeof cache);
+    rc = charge_round(&set, &cache, q, r->noise_multiplier, r->participants, r->n_participants);
+  }
   if (rc == 0) {
     parts = calloc(r->n_participants ? r->n_participants : 1, sizeof *parts);
     eps = calloc(set.n ? set.n : 1, sizeof *eps);
@@ -615,6 +633,7 @@ typedef struct verify_ctx {
   uint64_t expect_index;
   uint8_t prev_hash[STOREFL_DIGEST_LEN];
   store_set set;
+  round_rdp cache;
 } verify_ctx;
 
 #define BAD(...)                                                                                             \
@@ -646,7 +665,8 @@ static int verify_row(void *p, int64_t rowid, const void *blob, int len) {
                         e->signature, e->signature_len) != 0)
     BAD("signature does not verify under the aggregator's public key");
   /* Replay the accounting and compare the epsilons the entry lists. */
-  rc = charge_round(&v->set, e->participation_q, e->noise_multiplier, e->participants, e->n_participants);
+  rc = charge_round(&v->set, &v->cache, e->participation_q, e->noise_multiplier, e->participants,
+                    e->n_participants);
   if (rc != 0)
     BAD("cannot replay the accounting of this round (%s)", storefl_strerror(rc));
   if (e->n_epsilons != v->set.n)

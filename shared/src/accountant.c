@@ -2,6 +2,7 @@
 #include "storefl/accountant.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "storefl/error.h"
@@ -217,22 +218,26 @@ int storefl_rdp_sgm(double q, double sigma, double alpha, double *rdp) {
   return STOREFL_OK;
 }
 
+#define N_DEFAULT_ORDERS (99 + 54 + 7)
+static double g_orders[N_DEFAULT_ORDERS];
+static pthread_once_t g_orders_once = PTHREAD_ONCE_INIT;
+
+static void init_orders(void) {
+  size_t k = 0;
+  for (int x = 1; x < 100; x++)
+    g_orders[k++] = 1 + x / 10.0;
+  for (int a = 11; a <= 64; a++)
+    g_orders[k++] = a;
+  const double big[] = {80, 96, 128, 192, 256, 512, 1024};
+  for (size_t b = 0; b < sizeof big / sizeof big[0]; b++)
+    g_orders[k++] = big[b];
+}
+
+/* Thread-safe: the aggregator's network and round threads may both ask first. */
 static const double *default_orders(size_t *n) {
-  static double orders[99 + 54 + 7];
-  static size_t count;
-  if (count == 0) {
-    size_t k = 0;
-    for (int x = 1; x < 100; x++)
-      orders[k++] = 1 + x / 10.0;
-    for (int a = 11; a <= 64; a++)
-      orders[k++] = a;
-    const double big[] = {80, 96, 128, 192, 256, 512, 1024};
-    for (size_t b = 0; b < sizeof big / sizeof big[0]; b++)
-      orders[k++] = big[b];
-    count = k;
-  }
-  *n = count;
-  return orders;
+  pthread_once(&g_orders_once, init_orders);
+  *n = N_DEFAULT_ORDERS;
+  return g_orders;
 }
 
 const double *storefl_rdp_default_orders(size_t *n) {

@@ -98,6 +98,55 @@ static void test_published_tf_privacy_mnist(void **state) {
   assert_true(fabs(tf_mnist_eps(0.6, 30) - 9.74) <= 0.01);
 }
 
+/* TensorFlow Privacy's own accountant tests (tensorflow_privacy/privacy/analysis/
+ * rdp_accountant_test.py), whose expected values are published with the precision they assert. */
+static void test_published_tf_privacy_accountant_tests(void **state) {
+  (void)state;
+  double r;
+  /* test_compute_rdp_scalar: compute_rdp(q=0.1, sigma=2, steps=10, order=5) = 0.07737 (5 places). */
+  assert_int_equal(storefl_rdp_sgm(0.1, 2.0, 5.0, &r), STOREFL_OK);
+  assert_true(fabs(10 * r - 0.07737) <= 0.5e-5);
+  /* test_compute_rdp_sequence: q=0.01, sigma=2.5, 50 steps (delta=1e-5 absolute). */
+  const double orders[] = {1.5, 2.5, 5, 50, 100};
+  const double want[] = {0.00065, 0.001085, 0.00218075, 0.023846, 167.416307};
+  for (size_t i = 0; i < 5; i++) {
+    assert_int_equal(storefl_rdp_sgm(0.01, 2.5, orders[i], &r), STOREFL_OK);
+    if (!(fabs(50 * r - want[i]) <= 1e-5))
+      fail_msg("order %g: %.8g, published %.8g", orders[i], 50 * r, want[i]);
+  }
+  /* test_get_privacy_spent_check_target_delta: constant RDP 1.1 at orders 2..32, delta 1e-5 -> eps
+   * 1.32783806176 at order 32 (7 places). That version of TF Privacy converts with the tighter bound
+   * (the classic one would give 1.1 + log(1e5)/31 = 1.4714). */
+  double o32[31], c[31], e, best;
+  for (int i = 0; i < 31; i++) {
+    o32[i] = 2 + i;
+    c[i] = 1.1;
+  }
+  assert_int_equal(storefl_rdp_to_epsilon(o32, c, 31, 1e-5, 0, &e, &best), STOREFL_OK);
+  assert_true(fabs(e - 1.32783806176) <= 0.5e-7 && best == 32);
+  /* Same test, second part: Gaussian without sampling, sigma = 4.530877117, orders 1.000..99.999 in
+   * steps of 0.001, tighter conversion at delta 1e-6 -> eps = 1 (7 places). */
+  static double fine[98999];
+  for (int i = 0; i < 98999; i++)
+    fine[i] = 0.001 * (1001 + i);
+  storefl_accountant_opts fo = {fine, 98999, 0};
+  assert_int_equal(storefl_dp_epsilon(1.0, 4.530877117, 1, 1e-6, &fo, &e, NULL), STOREFL_OK);
+  assert_true(fabs(e - 1.0) <= 0.5e-7);
+  /* test_check_composition (with the classic conversion it was written for): 40000 steps at q=1e-4,
+   * sigma=0.4, then 100 steps at q=0.1, sigma=2; delta 1e-5 -> eps 8.509656 (5 places), order 2.5. */
+  const double co[] = {1.25, 1.5, 1.75, 2.,  2.5, 3.,  4.,  5.,  6.,  7.,  8.,
+                       10.,  12., 14.,  16., 20., 24., 28., 32., 64., 256.};
+  double rdp[21] = {0};
+  assert_int_equal(storefl_rdp_compose(1e-4, 0.4, 40000, co, 21, rdp), STOREFL_OK);
+  assert_int_equal(storefl_rdp_compose(0.1, 2.0, 100, co, 21, rdp), STOREFL_OK);
+  assert_int_equal(storefl_rdp_to_epsilon(co, rdp, 21, 1e-5, 1, &e, &best), STOREFL_OK);
+  if (!(fabs(e - 8.509656) <= 0.5e-5 && best == 2.5))
+    fail_msg("composition: eps %.8f at order %g, published 8.509656 at 2.5", e, best);
+  /* ... and the tighter conversion stays below it, as their updated test asserts. */
+  assert_int_equal(storefl_rdp_to_epsilon(co, rdp, 21, 1e-5, 0, &e, NULL), STOREFL_OK);
+  assert_true(e <= 8.509656);
+}
+
 static void test_zero_and_plain_gaussian(void **state) {
   (void)state;
   double e, r;
@@ -177,8 +226,11 @@ static void test_calibration_inverts_epsilon(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_reference_vectors),           cmocka_unit_test(test_published_tf_privacy_mnist),
-      cmocka_unit_test(test_zero_and_plain_gaussian),     cmocka_unit_test(test_invariants),
+      cmocka_unit_test(test_reference_vectors),
+      cmocka_unit_test(test_published_tf_privacy_mnist),
+      cmocka_unit_test(test_published_tf_privacy_accountant_tests),
+      cmocka_unit_test(test_zero_and_plain_gaussian),
+      cmocka_unit_test(test_invariants),
       cmocka_unit_test(test_calibration_inverts_epsilon),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
