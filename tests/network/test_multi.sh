@@ -72,7 +72,13 @@ for r in $(seq 1 $ROUNDS); do
     id=${ids[$((i - 1))]}
     "$peer" mkupdate round.cbor model.cbor --store "$id" --seed $((r * 1000 + i)) --examples $((i * 3 + r)) \
       --norm 0.$((i % 9 + 1)) --dtype ${dtypes[$(((i + r) % 3))]} --out u.cbor >/dev/null
-    [ -f "$id.db" ] || "$agent" sync --config "$id.ini" --json >/dev/null 2>&1 || fail "$id: first sync"
+    if [ ! -f "$id.db" ]; then
+      # Creates the store and fetches the model. A transient failure (a loaded machine) is retried
+      # once, as the agent's back-off would; the error is shown.
+      "$agent" sync --config "$id.ini" --json >first.out 2>&1 ||
+        { echo "($id: first sync failed, retrying: $(tail -2 first.out | tr '\n' ' '))"; sleep 1;
+          "$agent" sync --config "$id.ini" --json >first.out 2>&1; } || fail "$id: first sync: $(cat first.out)"
+    fi
     "$peer" enqueue "$id.db" "$r" u.cbor
   done
   batch=()
