@@ -11,15 +11,19 @@
 #      comparison with the baselines; then everything is stopped, and the script checks that no
 #      process is left. Ctrl-C stops everything too.
 # Usage: scripts/demo-campaign.sh [--stores N] [--rounds R] [--q Q] [--epsilon-cap E]
-#          [--round-s S] [--port P] [--work DIR] [--small] [--summary FILE] [--keep]
+#          [--round-s S] [--port P] [--work DIR] [--small] [--summary FILE] [--dtype i8|f16|f32]
+#          [--aggregator-cap E]
 #   Defaults: 40 stores, 8 rounds, q 0.5, epsilon cap 8 (delta 1e-5), 12 s rounds, port 21000,
-#   work dir build/demo. --small: a smaller model (B = 2^12 buckets, d = 16) for quick runs.
+#   work dir build/demo, int8 uploads. --small: a smaller model (B = 2^12 buckets, d = 16).
+#   The aggregator's cap ([ledger] epsilon_cap) is the stores' cap unless --aggregator-cap is given.
 #   Environment: STOREFL_DATA_DIR (default ../shared/data relative to the repository),
-#   STOREFL_BUILD (default build), STOREFL_DEMO_LOCAL=1 adds the local-only baseline.
+#   STOREFL_BUILD (default build), STOREFL_DEMO_LOCAL=1 adds the local-only baseline,
+#   STOREFL_DEMO_LATE_OBSERVER=S starts the observer S seconds after the agents (tests).
+# shellcheck disable=SC2154 # cut, adapt_end, sigma, ... come from plan.env (storefl-agent campaign plan)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 stores=40 rounds=8 q=0.5 cap=8 delta=1e-5 round_s=12 port=21000 work="$repo/build/demo" small=0
-summary="" keep=0
+summary="" dtype=i8 agg_cap=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --stores) stores=$2; shift 2 ;;
@@ -31,7 +35,8 @@ while [ $# -gt 0 ]; do
     --work) work=$2; shift 2 ;;
     --small) small=1; shift ;;
     --summary) summary=$2; shift 2 ;;
-    --keep) keep=1; shift ;;
+    --dtype) dtype=$2; shift 2 ;;
+    --aggregator-cap) agg_cap=$2; shift 2 ;;
     -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo-campaign: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -76,6 +81,11 @@ on_signal() {
 trap on_signal INT TERM
 trap stop_all EXIT
 
+# The work directory is wiped: only if it is empty or a previous demo's (it has plan.env).
+if [ -e "$work" ] && [ -n "$(ls -A "$work" 2>/dev/null)" ] && [ ! -f "$work/plan.env" ]; then
+  echo "demo-campaign: $work exists and is not a previous demo's work directory; not wiping it" >&2
+  exit 2
+fi
 rm -rf "$work"
 mkdir -p "$work"
 cd "$work"
@@ -84,7 +94,7 @@ cd "$work"
 echo "== plan: $stores stores, $rounds rounds, q = $q, epsilon cap $cap per store (delta $delta)"
 "$agent" campaign plan --data "$csv" --stores "$stores" --rounds "$rounds" --q "$q" \
   --epsilon-cap "$cap" --delta "$delta" --ids-out ids.txt >plan.env
-# shellcheck disable=SC1091
+# shellcheck disable=SC1091,SC2154 # plan.env sets cut, adapt_end, sigma, ... (campaign plan)
 . ./plan.env
 echo "   few-shot split: cut $cut, stores hold every clean line before $adapt_end UTC"
 echo "   stores: the $stores largest customers ($largest_lines .. $smallest_lines clean lines each)"
@@ -116,7 +126,7 @@ on_short = extend
 total_rounds = $rounds
 local_steps = 10
 local_lr = 0.005
-upload_dtype = i8
+upload_dtype = $dtype
 [privacy]
 mode = central
 clip_norm = 1.0
@@ -129,6 +139,9 @@ listen = 127.0.0.1:$port
 max_sessions = 256
 [dtls]
 psk_keys = $work/keys/psk.keys
+[ledger]
+key = $work/keys/ledger.key
+epsilon_cap = ${agg_cap:-$cap}
 [log]
 level = info
 INI
@@ -143,28 +156,51 @@ db = $db
 address = 127.0.0.1:$port
 [dtls]
 psk_key = $work/keys/stores/$id.psk
+[upload]
+dtype = $dtype
+[privacy]
+epsilon_cap = $cap
 INI
 done
 
 # ---- 3. Processes -----------------------------------------------------------------------------
-"$agg" serve --config aggregator.ini >aggregator.log 2>&1 &
+"$agg" serve --config "$work/aggregator.ini" >aggregator.log 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do grep -q listening aggregator.log && break; sleep 0.1; done
 grep -q listening aggregator.log || { echo "demo-campaign: the aggregator did not start:" >&2; tail aggregator.log >&2; exit 1; }
-mkdir -p logs
-for id in "${ids[@]}"; do
-  "$agent" run --config "$id.ini" --poll-s 5 >"logs/$id.log" 2>&1 &
-  pids+=($!)
-done
-echo "== campaign: 1 aggregator + ${#ids[@]} agents on 127.0.0.1:$port (DTLS PSK), setup took $(elapsed) s"
-watch_args=(--config observer.ini --data "$csv" --stores-dir stores --ids ids.txt --rounds "$rounds"
+watch_args=(--config "$work/observer.ini" --data "$csv" --stores-dir "$work/stores" --ids "$work/ids.txt" --rounds "$rounds"
   --epsilon-cap "$cap" --timeout-s $((rounds * (round_s * 4 + 30) + 60)))
 [ -n "$summary" ] && watch_args+=(--summary "$summary")
 [ "${STOREFL_DEMO_LOCAL:-0}" = 1 ] && watch_args+=(--local)
-# The observer runs in the background too so that Ctrl-C reaches this script's trap at once.
-"$agent" campaign watch "${watch_args[@]}" 2>watch.err &
-watch_pid=$!
-pids+=($watch_pid)
+# The observer first (so that it sees round 1), in the background so that Ctrl-C reaches this
+# script's trap at once.
+start_observer() {
+  "$agent" campaign watch "${watch_args[@]}" 2>watch.err &
+  watch_pid=$!
+  pids+=("$watch_pid")
+  for _ in $(seq 300); do
+    grep -q "observing round" watch.err && break
+    kill -0 "$watch_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+}
+start_agents() {
+  mkdir -p logs
+  for id in "${ids[@]}"; do
+    "$agent" run --config "$work/$id.ini" --poll-s 5 >"logs/$id.log" 2>&1 &
+    pids+=($!)
+  done
+}
+late=${STOREFL_DEMO_LATE_OBSERVER:-}
+if [ -n "$late" ]; then
+  start_agents
+  sleep "$late"
+  start_observer
+else
+  start_observer
+  start_agents
+fi
+echo "== campaign: 1 aggregator + ${#ids[@]} agents on 127.0.0.1:$port (DTLS PSK), setup took $(elapsed) s"
 set +e
 wait "$watch_pid"
 watch_rc=$?
@@ -181,15 +217,19 @@ if [ "$watch_rc" != 0 ]; then
 fi
 echo
 echo "aggregator log: $work/aggregator.log; rounds and models: $agg rounds --db $work/aggregator.db"
-if "$agg" --help 2>/dev/null | grep -q '^ *audit'; then
-  "$agg" audit export --db "$work/aggregator.db" --format html -o "$work/audit.html" >/dev/null 2>&1 &&
-    echo "audit report: $work/audit.html"
-  echo "verify the ledger: $agg audit verify --db $work/aggregator.db"
+"$agg" audit pubkey --key "$work/keys/ledger.key" -o "$work/ledger-pub.pem" >/dev/null 2>&1 || true
+if "$agg" audit export --db "$work/aggregator.db" --format html --cap "$cap" -o "$work/audit.html" >audit.log 2>&1; then
+  echo "audit report (HTML): $work/audit.html"
 else
-  echo "audit report and ledger verification: not available in this build (the privacy branch's signed"
-  echo "ledger and 'storefl-aggregator audit' are not merged yet); epsilon above is the accountant's"
+  echo "audit report: export failed (see $work/audit.log)"
+fi
+echo "verify the ledger: $agg audit verify --db $work/aggregator.db --pubkey $work/ledger-pub.pem"
+if "$agg" audit verify --db "$work/aggregator.db" --pubkey "$work/ledger-pub.pem" >verify.log 2>&1; then
+  echo "   -> $(tail -1 verify.log)"
+else
+  echo "   -> FAILED: $(tail -1 verify.log)"
+  [ "$watch_rc" = 0 ] && watch_rc=1
 fi
 echo "stopped ${#pids[@]} processes; left running: $left; total time $(elapsed) s"
 [ "$left" = 0 ] || exit 1
-[ "$keep" = 1 ] || true
 exit "$watch_rc"

@@ -44,7 +44,9 @@ static void usage(FILE *out) {
           "  for 'storefl-agent partition'), min_lines (a --min-lines that keeps at least the chosen\n"
           "  stores), and sigma: the smallest noise multiplier for which R rounds of the sampled\n"
           "  Gaussian mechanism with participation probability Q stay within the epsilon cap E at delta\n"
-          "  D (the privacy accountant's calibration; with Q = 1 every store is counted in every round).\n"
+          "  D (the privacy accountant's calibration, aimed at E(1 - 1e-6) so that the aggregator's\n"
+          "  own budget check never refuses the last round over rounding; with Q = 1 every store is\n"
+          "  counted in every round).\n"
           "  The stores are the N eligible customers (>= 20 clean lines before the cut) with the most\n"
           "  clean lines before adapt_end; their ids go to --ids-out, one per line.\n"
           "\n"
@@ -203,7 +205,9 @@ static int cmd_plan(int argc, char **argv) {
     return STOREFL_EXIT_USAGE;
   }
   double sigma = 0;
-  int rc = storefl_dp_calibrate_sigma(q, cap, rounds, delta, NULL, &sigma);
+  /* A hair under the cap: the aggregator's budget check recomputes epsilon by its own composition,
+   * and a last round landing on the cap to the last bit could be refused over rounding. */
+  int rc = storefl_dp_calibrate_sigma(q, cap * (1 - 1e-6), rounds, delta, NULL, &sigma);
   if (rc) {
     fprintf(stderr, "campaign plan: no noise multiplier reaches epsilon %g in %lu rounds (q %g): %s\n", cap,
             rounds, q, storefl_strerror(rc));
@@ -253,7 +257,7 @@ static int cmd_plan(int argc, char **argv) {
    * chosen store is written (extra stores are harmless; only the chosen ones get an agent). */
   size_t min_lines = n ? cc[n - 1].lines * 9 / 10 : 1;
   printf("cut='%s'\nadapt_end='%s'\nstores=%zu\nmin_lines=%zu\nlargest_lines=%zu\nsmallest_lines=%zu\n"
-         "sigma=%.6f\nq=%g\nrounds=%lu\ndelta=%g\nepsilon_cap=%g\nepsilon_planned=%.6f\n",
+         "sigma=%.10g\nq=%g\nrounds=%lu\ndelta=%g\nepsilon_cap=%g\nepsilon_planned=%.6f\n",
          cut, adapt, n, min_lines ? min_lines : 1, n ? cc[0].lines : 0, n ? cc[n - 1].lines : 0, sigma, q,
          rounds, delta, cap, eps);
   free(cc);
@@ -278,7 +282,7 @@ typedef struct store_info {
 typedef struct round_rec {
   uint64_t round, base_version;
   double q, sigma, delta;
-  int closed; /* 1 closed (a new model), 0 abandoned */
+  int closed; /* 1 closed (a new model), 0 abandoned, -1 ended unseen (charged as closed) */
   unsigned participants;
   uint64_t bytes_up, bytes_down;
   double seconds;
@@ -411,7 +415,7 @@ static void fmt_eps(double e, char *buf, size_t len) {
 
 static void json_num(FILE *f, double x) {
   if (isfinite(x))
-    fprintf(f, "%.6g", x);
+    fprintf(f, "%.17g", x);
   else
     fprintf(f, "null");
 }
@@ -469,6 +473,37 @@ static void print_header(void) {
          "epsilon/store", "MB up    MB down", "");
   printf("%5s %5s | %7s %7s | %7s %7s | %7s %7s | %8s %8s | %7s\n", "round", "part", "NDCG@10", "HR@10",
          "NDCG@10", "HR@10", "max", "median", "", "", "time s");
+  fflush(stdout);
+}
+
+static void fmt_metric(double x, char *buf, size_t len) {
+  if (isnan(x))
+    snprintf(buf, len, "-");
+  else
+    snprintf(buf, len, "%.4f", x);
+}
+
+static void print_round(const round_rec *r, int *header) {
+  if (!*header) {
+    print_header();
+    *header = 1;
+  }
+  char emax[16], emed[16], m[4][16], t[16];
+  fmt_eps(r->eps_max, emax, sizeof emax);
+  fmt_eps(r->eps_median, emed, sizeof emed);
+  fmt_metric(r->g_ndcg, m[0], sizeof m[0]);
+  fmt_metric(r->g_hr, m[1], sizeof m[1]);
+  fmt_metric(r->p_ndcg, m[2], sizeof m[2]);
+  fmt_metric(r->p_hr, m[3], sizeof m[3]);
+  if (isnan(r->seconds))
+    snprintf(t, sizeof t, "-");
+  else
+    snprintf(t, sizeof t, "%.1f", r->seconds);
+  printf("%5" PRIu64 " %5u | %7s %7s | %7s %7s | %7s %7s | %8.2f %8.2f | %7s%s\n", r->round, r->participants,
+         m[0], m[1], m[2], m[3], emax, emed, (double)r->bytes_up / 1e6, (double)r->bytes_down / 1e6, t,
+         r->closed == 1   ? ""
+         : r->closed == 0 ? "  (abandoned: model unchanged)"
+                          : "  (ended unseen)");
   fflush(stdout);
 }
 
@@ -622,11 +657,11 @@ static int cmd_watch(int argc, char **argv) {
   sigaction(SIGTERM, &sa, NULL);
 
   obs_state os = {1};
-  double t0 = now_s(), t_round = 0, next_sync = 0;
+  double t0 = now_s(), t_round = NAN, next_sync = 0;
   uint64_t cur_round = 0;
   round_rec cur;
   memset(&cur, 0, sizeof cur);
-  int idle = 0, header = 0;
+  int idle = 0, header = 0, observing = 0;
   while (!stop_flag && nrecs < o.rounds && !idle) {
     if (now_s() - t0 > (double)o.timeout_s) {
       fprintf(stderr, "campaign watch: timeout after %lu s with %zu round(s) closed\n", o.timeout_s, nrecs);
@@ -658,27 +693,37 @@ static int cmd_watch(int argc, char **argv) {
       if (rc == 0 && res.have_round) {
         const storefl_round_msg *r = &res.round;
         double t_seen = now_s();
+        if (!observing) {
+          observing = 1;
+          SFL_INFO("campaign", "observing round %" PRIu64 " at %s", r->round, nc.address);
+          if (r->round > 1 && r->state == STOREFL_ROUND_OPEN) {
+            /* Rounds before this one ended before the observer came: account them from round 1. */
+            cur_round = 1;
+            cur.round = 1;
+            cur.base_version = r->model_version >= r->round ? r->model_version - (r->round - 1) : 1;
+            cur.q = r->participation_q;
+            cur.sigma = r->noise_multiplier;
+            cur.delta = r->delta;
+            t_round = NAN; /* its start was not seen: no round time */
+          }
+        }
         if (cur_round && (r->round != cur_round || r->state != STOREFL_ROUND_OPEN)) {
-          /* cur_round is over: closed if a newer model exists, otherwise abandoned. */
-          cur.seconds = t_seen - t_round;
-          cur.closed = r->model_version > cur.base_version;
-          if ((rc = scan_stores(&w, cur.round, cur.base_version, part, &cur.participants, &cur.bytes_up,
-                                &cur.bytes_down)) != 0)
-            goto out;
-          if (!cur.closed)
-            memset(part, 0, w.n);
-          if (cur.closed && (rc = charge_round(&w, &cur, part, &cur.eps_max, &cur.eps_median)) != 0) {
-            fprintf(stderr, "campaign watch: accountant: %s\n", storefl_strerror(rc));
-            goto out;
-          }
-          if (!cur.closed && nrecs > 0) {
-            cur.eps_max = recs[nrecs - 1].eps_max;
-            cur.eps_median = recs[nrecs - 1].eps_median;
-          }
+          /* Rounds cur_round .. last are over. Rounds can close faster than the observer evaluates
+           * (q = 1 closes on the target count): rounds it did not see open are still accounted,
+           * with the campaign's parameters of the round it saw; their model is not evaluated. */
+          uint64_t last = r->state == STOREFL_ROUND_OPEN ? r->round - 1 : r->round;
+          if (last < cur_round)
+            last = cur_round;
+          uint64_t n_over = last - cur_round + 1;
+          uint64_t advanced = r->model_version > cur.base_version ? r->model_version - cur.base_version : 0;
+          if (advanced != n_over && n_over > 1)
+            SFL_WARN("campaign",
+                     "rounds %" PRIu64 "..%" PRIu64 " ended unseen with %" PRIu64
+                     " new model(s); all are charged as closed (conservative)",
+                     cur_round, last, advanced);
           storefl_model_free(global);
           global = NULL;
-          uint64_t gv = 0;
-          if ((rc = storefl_agent_load_model(st, "global", &global, &gv, NULL)) != 0) {
+          if ((rc = storefl_agent_load_model(st, "global", &global, NULL, NULL)) != 0) {
             fprintf(stderr, "campaign watch: no global model: %s\n", storefl_strerror(rc));
             goto out;
           }
@@ -691,28 +736,40 @@ static int cmd_watch(int argc, char **argv) {
               goto out;
             }
           }
-          storefl_eval_result er[2];
-          if ((rc = eval_global(d, &view, mc, global, er)) != 0) {
-            fprintf(stderr, "campaign watch: evaluation: %s\n", storefl_strerror(rc));
-            goto out;
+          for (uint64_t k = cur_round; k <= last && nrecs < o.rounds; k++) {
+            round_rec rec = cur;
+            int observed = k == last;
+            rec.round = k;
+            rec.base_version = cur.base_version + (k - cur_round);
+            rec.seconds = observed ? (t_seen - t_round) / (double)n_over : NAN;
+            rec.closed = n_over == 1 ? advanced > 0 : (advanced == n_over ? 1 : -1);
+            if ((rc = scan_stores(&w, rec.round, rec.base_version, part, &rec.participants, &rec.bytes_up,
+                                  &rec.bytes_down)) != 0)
+              goto out;
+            if (rec.closed) {
+              if ((rc = charge_round(&w, &rec, part, &rec.eps_max, &rec.eps_median)) != 0) {
+                fprintf(stderr, "campaign watch: accountant: %s\n", storefl_strerror(rc));
+                goto out;
+              }
+            } else if (nrecs > 0) {
+              rec.eps_max = recs[nrecs - 1].eps_max; /* nothing released: nothing spent */
+              rec.eps_median = recs[nrecs - 1].eps_median;
+            }
+            rec.g_ndcg = rec.g_hr = rec.p_ndcg = rec.p_hr = NAN;
+            if (observed) {
+              storefl_eval_result er[2];
+              if ((rc = eval_global(d, &view, mc, global, er)) != 0) {
+                fprintf(stderr, "campaign watch: evaluation: %s\n", storefl_strerror(rc));
+                goto out;
+              }
+              rec.g_ndcg = er[0].ndcg10;
+              rec.g_hr = er[0].hr10;
+              rec.p_ndcg = er[1].ndcg10;
+              rec.p_hr = er[1].hr10;
+            }
+            recs[nrecs++] = rec;
+            print_round(&rec, &header);
           }
-          cur.g_ndcg = er[0].ndcg10;
-          cur.g_hr = er[0].hr10;
-          cur.p_ndcg = er[1].ndcg10;
-          cur.p_hr = er[1].hr10;
-          recs[nrecs++] = cur;
-          if (!header) {
-            print_header();
-            header = 1;
-          }
-          char emax[16], emed[16];
-          fmt_eps(cur.eps_max, emax, sizeof emax);
-          fmt_eps(cur.eps_median, emed, sizeof emed);
-          printf("%5" PRIu64 " %5u | %7.4f %7.4f | %7.4f %7.4f | %7s %7s | %8.2f %8.2f | %7.1f%s\n",
-                 cur.round, cur.participants, cur.g_ndcg, cur.g_hr, cur.p_ndcg, cur.p_hr, emax, emed,
-                 (double)cur.bytes_up / 1e6, (double)cur.bytes_down / 1e6, cur.seconds,
-                 cur.closed ? "" : "  (abandoned: model unchanged)");
-          fflush(stdout);
           cur_round = 0;
           if (r->state != STOREFL_ROUND_OPEN)
             idle = 1;
@@ -821,8 +878,10 @@ static int cmd_watch(int argc, char **argv) {
       json_num(sum, r->eps_max);
       fprintf(sum, ",\"epsilon_median\":");
       json_num(sum, r->eps_median);
-      fprintf(sum, ",\"bytes_up\":%" PRIu64 ",\"bytes_down\":%" PRIu64 ",\"seconds\":%.3f}", r->bytes_up,
-              r->bytes_down, r->seconds);
+      fprintf(sum, ",\"bytes_up\":%" PRIu64 ",\"bytes_down\":%" PRIu64 ",\"seconds\":", r->bytes_up,
+              r->bytes_down);
+      json_num(sum, r->seconds); /* null for rounds that ended unseen */
+      fprintf(sum, "}");
     }
     fprintf(sum, "],\"final\":{");
     for (size_t i = 0; i < nm; i++) {

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cmd_budget.h"
 #include "cmd_campaign.h"
 #include "cmd_eval.h"
 #include "cmd_model.h"

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "serve_ledger.h"
 #include "storefl/agg_config.h"
 #include "storefl/agg_service.h"
 #include "storefl/cli.h"
@@ -24,6 +25,8 @@ typedef struct serve_config {
   unsigned max_sessions, idle_timeout_s, max_handshakes, block_size;
   int q_block;
   char psk_keys[PATHLEN], psk_hint[128], ca[PATHLEN], cert[PATHLEN], key[PATHLEN];
+  char ledger_key[PATHLEN]; /* [ledger] key: signing key; empty = no ledger */
+  double epsilon_cap;       /* [ledger] epsilon_cap: per-store cap, <= 0 = none */
   char err[300];
 } serve_config;
 
@@ -78,6 +81,15 @@ static int on_ini(void *user, const char *section, const char *name, const char 
     else if (!strcmp(name, "key"))
       bad = copy_str(c->key, sizeof c->key, value);
     else
+      bad = 2;
+  } else if (strcmp(section, "ledger") == 0) {
+    if (!strcmp(name, "key"))
+      bad = copy_str(c->ledger_key, sizeof c->ledger_key, value);
+    else if (!strcmp(name, "epsilon_cap")) {
+      char *end;
+      c->epsilon_cap = strtod(value, &end);
+      bad = end == value || *end || !(c->epsilon_cap >= 0 && c->epsilon_cap < 1e300);
+    } else
       bad = 2;
   }
   if (bad) {
@@ -202,7 +214,11 @@ static void usage(FILE *out) {
                "\n"
                "OPTIONS\n"
                "  --config FILE       aggregator INI: the service's sections (docs/aggregator.md) and the\n"
-               "                      transport's [server] and [dtls] sections (docs/network.md)\n"
+               "                      transport's [server] and [dtls] sections (docs/network.md), and\n"
+               "                      [ledger]: key = the ECDSA P-256 signing key of the audit ledger\n"
+               "                      (created 0600 if missing; each closed round appends a signed entry,\n"
+               "                      see storefl-aggregator audit), epsilon_cap = per-store cap (an\n"
+               "                      update that would pass it gets 4.03; 0 or absent: no cap)\n"
                "  --listen HOST:PORT  overrides [server] listen (default 127.0.0.1:5684)\n"
                "  --insecure-dev      plaintext CoAP without DTLS, for development only: there is no\n"
                "                      authentication, the store id is taken from a \"store=ID\" URI query.\n"
@@ -283,11 +299,9 @@ int storefl_cmd_serve(int argc, char **argv) {
   if (insecure) {
     fprintf(stderr,
             "\n"
-            "  ************************************************************************\n"
-            "  *  WARNING: --insecure-dev: plaintext CoAP, NO DTLS, NO AUTHENTICATION.  *\n"
-            "  *  Anyone who can reach %-40.40s   *\n"
-            "  *  can read the model and upload updates as any store. Development only. *\n"
-            "  ************************************************************************\n\n",
+            "  !!! WARNING: --insecure-dev: plaintext CoAP, NO DTLS, NO AUTHENTICATION !!!\n"
+            "  !!! Anyone who can reach %s can read the model and upload updates\n"
+            "  !!! as any store. Development only: never use it on a network.\n\n",
             sc.listen);
     SFL_WARN("serve", "INSECURE development mode: plaintext CoAP without authentication on %s", sc.listen);
   } else {
@@ -317,10 +331,22 @@ int storefl_cmd_serve(int argc, char **argv) {
   memset(&ao, 0, sizeof ao);
   ao.notify = on_changed;
   ao.notify_ctx = &a;
+  storefl_serve_ledger *ledger = NULL;
+  storefl_agg_privacy hooks;
+  if (sc.ledger_key[0]) {
+    if (storefl_serve_ledger_open(sc.ledger_key, cfg.db_path, sc.epsilon_cap, &ledger, &hooks, err,
+                                  sizeof err) != 0) {
+      fprintf(stderr, "storefl-aggregator serve: %s\n", err);
+      storefl_psk_table_free(psk);
+      return STOREFL_EXIT_FAIL;
+    }
+    ao.privacy = &hooks;
+  }
   int rc = storefl_agg_open(&cfg, &ao, &a.agg);
   if (rc != 0) {
     fprintf(stderr, "storefl-aggregator serve: cannot open the service (%s): %s\n", cfg.db_path,
             storefl_strerror(rc));
+    storefl_serve_ledger_close(ledger);
     storefl_psk_table_free(psk);
     return STOREFL_EXIT_FAIL;
   }
@@ -330,6 +356,7 @@ int storefl_cmd_serve(int argc, char **argv) {
   if (rc != 0) {
     fprintf(stderr, "storefl-aggregator serve: %s\n", err);
     storefl_agg_close(a.agg);
+    storefl_serve_ledger_close(ledger);
     storefl_psk_table_free(psk);
     return STOREFL_EXIT_FAIL;
   }
@@ -352,6 +379,7 @@ int storefl_cmd_serve(int argc, char **argv) {
   SFL_INFO("serve", "stopping (%s)", rc ? "I/O error" : "signal");
   storefl_server_close(srv);
   storefl_agg_close(a.agg);
+  storefl_serve_ledger_close(ledger);
   storefl_psk_table_free(psk);
   return rc ? STOREFL_EXIT_FAIL : STOREFL_EXIT_OK;
 }

@@ -3,9 +3,9 @@
 #include <string.h>
 
 #include "cmd_rounds.h"
+#include "cmd_serve.h"
 #include "storefl/buildinfo.h"
 #include "storefl/cli.h"
-#include "cmd_serve.h"
 
 #include "cmd_audit.h"
 #include "cmd_privacy.h"

@@ -1,0 +1,29 @@
+# The federated demo, short, with real DTLS on 127.0.0.1 (ports 21100-21199); see
+# tests/demo/test_demo.sh. demo.campaign trains 12 stores' default models for 3 rounds: ~30 s in the
+# release tree, ~90 s under ASan (12 sanitized agents on 2 cores), so it is registered in the
+# release tree only; demo.interrupt (Ctrl-C during a 6-store campaign) and demo.late_observer
+# (12 stores, small model) run in both.
+# Ports: 21100-21129 in the release tree, 21150-21179 in the ASan tree, so that both suites can run
+# at the same time.
+if(STOREFL_SANITIZE)
+  set(STOREFL_DEMO_PORT 21150)
+else()
+  set(STOREFL_DEMO_PORT 21100)
+endif()
+math(EXPR STOREFL_DEMO_PORT_LATE "${STOREFL_DEMO_PORT} + 20")
+math(EXPR STOREFL_DEMO_PORT_INT "${STOREFL_DEMO_PORT} + 10")
+if(NOT STOREFL_SANITIZE)
+  add_test(NAME demo.campaign COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_demo.sh campaign ${CMAKE_SOURCE_DIR}
+    ${CMAKE_BINARY_DIR} ${STOREFL_DEMO_PORT})
+  set_tests_properties(demo.campaign PROPERTIES TIMEOUT 300 ENVIRONMENT "${STOREFL_TEST_ENV}")
+endif()
+add_test(NAME demo.late_observer COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_demo.sh late ${CMAKE_SOURCE_DIR}
+  ${CMAKE_BINARY_DIR} ${STOREFL_DEMO_PORT_LATE})
+set_tests_properties(demo.late_observer PROPERTIES TIMEOUT 300 ENVIRONMENT "${STOREFL_TEST_ENV}")
+math(EXPR STOREFL_DEMO_PORT_BUDGET "${STOREFL_DEMO_PORT} + 25")
+add_test(NAME demo.aggregator_cap COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_demo.sh budget ${CMAKE_SOURCE_DIR}
+  ${CMAKE_BINARY_DIR} ${STOREFL_DEMO_PORT_BUDGET})
+set_tests_properties(demo.aggregator_cap PROPERTIES TIMEOUT 300 ENVIRONMENT "${STOREFL_TEST_ENV}")
+add_test(NAME demo.interrupt COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_demo.sh interrupt ${CMAKE_SOURCE_DIR}
+  ${CMAKE_BINARY_DIR} ${STOREFL_DEMO_PORT_INT})
+set_tests_properties(demo.interrupt PROPERTIES TIMEOUT 300 ENVIRONMENT "${STOREFL_TEST_ENV}")
