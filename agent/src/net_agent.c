@@ -28,6 +28,7 @@ void storefl_agent_net_config_defaults(storefl_agent_net_config *c) {
   snprintf(c->address, sizeof c->address, "127.0.0.1:%d", STOREFL_COAP_DEFAULT_PORT);
   c->dtype = STOREFL_DTYPE_I8;
   c->q_block = 1;
+  c->non = 1;
   c->block_size = 1024;
   c->timeout_s = 60;
   c->retry_base_s = 2;
@@ -100,6 +101,8 @@ static int on_ini(void *user, const char *section, const char *name, const char 
       bad = storefl_dtype_parse(v, &c->dtype) != 0;
     else if (!strcmp(name, "q_block"))
       bad = set_bool(&c->q_block, v);
+    else if (!strcmp(name, "non"))
+      bad = set_bool(&c->non, v);
     else if (!strcmp(name, "block_size"))
       bad = set_uint(&c->block_size, v, 16, 1024) || (c->block_size & (c->block_size - 1));
     else if (!strcmp(name, "timeout_s"))
@@ -158,6 +161,7 @@ int storefl_agent_connect(const storefl_agent_net_config *c, storefl_client **ou
   o.port = port;
   o.insecure = c->insecure_dev;
   o.q_block = c->q_block;
+  o.non = c->q_block && c->non; /* NON only pays with Q-Block; lock-step Block1 stays CON */
   o.block_size = c->block_size;
   o.timeout_ms = c->timeout_s * 1000u;
   uint8_t key[STOREFL_PSK_MAX_KEY];

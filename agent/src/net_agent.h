@@ -30,6 +30,7 @@ typedef struct storefl_agent_net_config {
   /* [upload] */
   storefl_dtype dtype; /* i8 (default, stochastic rounding), f16, f32 */
   int q_block;         /* default 1 */
+  int non;             /* uploads as NON (Q-Block's streaming mode, RFC 9177), default 1 */
   unsigned block_size; /* default 1024 */
   unsigned timeout_s;  /* per request, default 60 */
   /* [retry] */

@@ -49,6 +49,8 @@ static int on_event(coap_session_t *session, const coap_event_t event) {
     return 0;
   if (event == COAP_EVENT_SERVER_SESSION_NEW) {
     s->sessions++;
+    if (s->o.q_block_burst)
+      coap_session_set_max_payloads(session, (uint16_t)(s->o.q_block_burst > 65535 ? 65535 : s->o.q_block_burst));
   } else if (event == COAP_EVENT_SERVER_SESSION_DEL) {
     if (s->sessions)
       s->sessions--;

@@ -681,6 +681,11 @@ int storefl_client_open(const storefl_client_opts *opts, storefl_client **out, c
     rc = STOREFL_ERR_UNAVAILABLE;
     goto fail;
   }
+  if (c->o.nstart > 1)
+    coap_session_set_nstart(c->session, (uint16_t)(c->o.nstart > 64 ? 64 : c->o.nstart));
+  if (c->o.q_block_burst)
+    coap_session_set_max_payloads(c->session,
+                                  (uint16_t)(c->o.q_block_burst > 65535 ? 65535 : c->o.q_block_burst));
   if (!c->o.insecure && !c->o.default_curves)
     narrow_tls(c, psk);
   rc = wait_until(c, &c->connected, c->o.timeout_ms);
@@ -744,8 +749,8 @@ static int send_request(storefl_client *c, coap_pdu_code_t method, const char *p
     set_err(err, errlen, "session to %s:%u has failed", c->o.host, (unsigned)c->o.port);
     return STOREFL_ERR_UNAVAILABLE;
   }
-  coap_pdu_t *pdu = coap_pdu_init(COAP_MESSAGE_CON, method, coap_new_message_id(c->session),
-                                  coap_session_max_pdu_size(c->session));
+  coap_pdu_t *pdu = coap_pdu_init(c->o.non && body && len ? COAP_MESSAGE_NON : COAP_MESSAGE_CON, method,
+                                  coap_new_message_id(c->session), coap_session_max_pdu_size(c->session));
   if (!pdu)
     return STOREFL_ERR_NOMEM;
   coap_session_new_token(c->session, &c->token_len, c->token);

@@ -192,6 +192,8 @@ static int client(int argc, char **argv) {
       etag_hex = argv[++i];
     } else if (!strcmp(argv[i], "--q-block")) {
       o.q_block = 1;
+    } else if (!strcmp(argv[i], "--non")) {
+      o.non = 1;
     } else if (!strcmp(argv[i], "--block") && i + 1 < argc) {
       o.block_size = (unsigned)atoi(argv[++i]);
     } else if (!strcmp(argv[i], "--default-curves")) {

@@ -62,7 +62,7 @@ out=$("$peer" get "$port" v1/model $(psk store-001) --etag 0102030405060708) || 
 echo "$out" | grep -q "code=205 len=2097152" || fail "stale-ETag GET: $out"
 
 # PSK upload, Block1 then Q-Block1: the server saw our identity and exactly our bytes.
-for mode in "" --q-block; do
+for mode in "" --q-block "--q-block --non"; do
   out=$("$peer" post "$port" v1/update $(psk store-001) --in up.bin $mode) || fail "PSK POST $mode: $out"
   echo "$out" | grep -q "code=204" || fail "PSK POST $mode: $out"
   echo "$out" | grep -q "identity=store-001 len=2000000 sha256=$want" || fail "PSK POST $mode body/identity: $out"
@@ -92,7 +92,7 @@ echo "$out" | grep -q "code=205" || fail "status after rejections: $out"
 
 # Oversized upload: 4.13 on the first block (Block1 and Q-Block1); wrong content format: 4.15.
 head -c 3500000 /dev/urandom >big.bin
-for mode in "" --q-block; do
+for mode in "" --q-block "--q-block --non"; do
   out=$("$peer" post "$port" v1/update $(psk store-001) --in big.bin $mode) || fail "oversized POST $mode: $out"
   echo "$out" | grep -q "code=413" || fail "oversized POST $mode: $out"
 done

@@ -55,6 +55,7 @@ typedef struct storefl_server_opts {
   unsigned max_handshakes;   /* concurrent handshakes, 0 -> 128 */
   unsigned block_size;       /* max block size, 0 -> 1024 */
   int no_q_block;            /* 1: do not offer RFC 9177 Q-Block (benchmark "before") */
+  unsigned q_block_burst;    /* Q-Block2 MAX_PAYLOADS before pacing, 0 -> libcoap's 10 */
   unsigned tick_ms;          /* service tick period, 0 -> 1000 */
 } storefl_server_opts;
 

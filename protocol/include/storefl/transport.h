@@ -93,12 +93,15 @@ typedef struct storefl_client_opts {
   size_t psk_key_len;
   /* Certificates (used when psk_identity is NULL): CA that signed the server, own cert and key. */
   const char *ca_file, *cert_file, *key_file;
-  int insecure;        /* plaintext coap:// (development only; the server must allow it) */
-  int q_block;         /* 1: try RFC 9177 Q-Block (falls back to Block1/2 if the server lacks it) */
-  unsigned block_size; /* 16..1024, 0 -> 1024 */
-  int default_curves;  /* 1: leave Mbed TLS's curve/suite preference alone (benchmark "before") */
-  uint32_t timeout_ms; /* per request, 0 -> 60000 */
-  size_t max_response; /* bytes; larger bodies are an error (STOREFL_ERR_TOO_LARGE). 0 -> 64 MiB */
+  int insecure;           /* plaintext coap:// (development only; the server must allow it) */
+  int q_block;            /* 1: try RFC 9177 Q-Block (falls back to Block1/2 if the server lacks it) */
+  unsigned block_size;    /* 16..1024, 0 -> 1024 */
+  unsigned q_block_burst; /* Q-Block MAX_PAYLOADS (RFC 9177) before pacing, 0 -> libcoap default 10 */
+  unsigned nstart;        /* CoAP NSTART: confirmable messages in flight, 0 -> 1 (RFC 7252 default) */
+  int non;                /* 1: send requests with a body as NON (RFC 9177 recommends NON for Q-Block) */
+  int default_curves;     /* 1: leave Mbed TLS's curve/suite preference alone (benchmark "before") */
+  uint32_t timeout_ms;    /* per request, 0 -> 60000 */
+  size_t max_response;    /* bytes; larger bodies are an error (STOREFL_ERR_TOO_LARGE). 0 -> 64 MiB */
 } storefl_client_opts;
 
 typedef struct storefl_client storefl_client;
