@@ -474,7 +474,9 @@ int storefl_agent_sync(const storefl_agent_net_config *c, storefl_store *st, sto
       SFL_INFO("sync", "update for round %llu acknowledged (%zu bytes%s)", (unsigned long long)it.round,
                it.body_len, rc_msg.duplicate ? ", already counted" : "");
     }
-  } else if (r.code == 503 || r.code / 100 == 5) {
+  } else if (r.code == 408 || r.code / 100 == 5) {
+    /* 4.08 Request Entity Incomplete is about the transfer (a block lost or retransmitted on a lossy
+     * path, tests/hardening/test_loss.sh), not about the update: retry it like an outage. */
     error_reason(&r, why, sizeof why);
     int64_t wait = storefl_agent_backoff_ms(c, it.attempts + 1, drbg);
     (void)storefl_store_outbox_mark_failed(st, it.id, now + wait, why, 0);

@@ -50,7 +50,8 @@ static int on_event(coap_session_t *session, const coap_event_t event) {
   if (event == COAP_EVENT_SERVER_SESSION_NEW) {
     s->sessions++;
     if (s->o.q_block_burst)
-      coap_session_set_max_payloads(session, (uint16_t)(s->o.q_block_burst > 65535 ? 65535 : s->o.q_block_burst));
+      coap_session_set_max_payloads(session,
+                                    (uint16_t)(s->o.q_block_burst > 65535 ? 65535 : s->o.q_block_burst));
   } else if (event == COAP_EVENT_SERVER_SESSION_DEL) {
     if (s->sessions)
       s->sessions--;
@@ -258,6 +259,14 @@ static void hnd_update(coap_resource_t *resource, coap_session_t *session, const
     if (offset == 0) {
       st->len = 0;
       SFL_DEBUG("server", "upload started: store=%s bytes=%zu", id, total);
+    }
+    if (offset < st->len && offset + size < total && offset + size <= st->len &&
+        memcmp(st->buf + offset, data, size) == 0) {
+      /* A block already held, with the same bytes: the retransmission of a CON whose 2.31 was lost
+       * on the way back (tests/hardening/test_loss.sh). Acknowledge it again instead of failing the
+       * whole upload. */
+      coap_pdu_set_code(response, COAP_RESPONSE_CODE_CONTINUE);
+      return;
     }
     if (offset != st->len) {
       st->len = 0;

@@ -2,15 +2,16 @@
 # Packet loss and reordering through the real DTLS/CoAP stacks: two aggregators with the same
 # configuration, a reference reached directly and one reached through udp_relay, which drops 10%
 # (round 1) then 30% (round 2) of the datagrams in each direction and reorders 10% of the rest.
-# Four stores upload the same update bodies to both; through the relay each store retries (as the
-# agent's outbox does) until it holds a receipt. Checks, per round: every store acknowledged; the
+# Four stores upload the same update bodies to both: directly to the reference, and through the relay
+# with `storefl-agent sync` from the agents' outboxes (Q-Block as the agent's default), syncing again
+# until the outbox holds the receipt, as `run` does. Checks, per round: every store acknowledged; the
 # lossy aggregator logged exactly one acceptance per store and closed the round with 4 participants
 # (no acknowledged update lost or counted twice); the model it published is byte-identical to the
 # reference's; the model fetched through the relay (Block2 under loss) is byte-identical too; the
 # relay really dropped and reordered datagrams in both directions.
-# Usage: test_loss.sh AGGREGATOR NET_PEER RELAY SOURCE_DIR PORT   (uses PORT..PORT+2)
+# Usage: test_loss.sh AGGREGATOR AGENT NET_PEER RELAY SOURCE_DIR PORT   (uses PORT..PORT+2)
 set -euo pipefail
-agg=$1 peer=$2 relay=$3 src=$4 port=$5
+agg=$1 agent=$2 peer=$3 relay=$4 src=$5 port=$6
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 . "$here/lib.sh"
@@ -19,7 +20,7 @@ rl=
 cleanup() {
   for p in "${pids[@]}" $rl; do kill -9 "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$work"
+  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
 cd "$work"
@@ -46,8 +47,45 @@ through_relay() { # CODE OUTFILE ARGS...
   return 1
 }
 
+# The agents: one config straight to the lossy aggregator (to create the store), one through the relay.
+agent_ini() { # ID PORT FILE
+  cat >"$3" <<INI
+[agent]
+store_id = $1
+db = $work/$1.db
+[aggregator]
+address = 127.0.0.1:$2
+[dtls]
+psk_key = $work/keys/stores/$1.psk
+[upload]
+timeout_s = ${AGENT_TIMEOUT_S:-10}
+q_block = ${Q_BLOCK:-false}
+[retry]
+base_s = 1
+max_s = 2
+INI
+}
+for s in 1 2 3 4; do
+  agent_ini store-00$s $lossy store-00$s.direct.ini
+  agent_ini store-00$s $rport store-00$s.relay.ini
+  "$agent" sync --config store-00$s.direct.ini >/dev/null 2>&1 || fail "store-00$s first sync"
+done
+# Syncs through the relay until the outbox item of ROUND holds a receipt (what `run` does).
+agent_until_acked() { # ID ROUND
+  local i
+  for i in $(seq 40); do
+    "$agent" sync --config $1.relay.ini --json >>sync-$1.log 2>&1 || true
+    if "$peer" outbox $1.db | grep -q "round=$2 state=1 .*receipt=yes"; then
+      echo "syncs=$i" >>sync-$1.log
+      return 0
+    fi
+    sleep 0.5
+  done
+  return 1
+}
+
 r=0
-for loss in 0.10 0.30; do
+for loss in ${LOSSES:-0.10 0.30}; do
   r=$((r + 1))
   "$peer" get $ref v1/round $(psk store-001) --out round.cbor >/dev/null || fail "round from reference"
   "$peer" get $ref v1/model $(psk store-001) --out model.cbor >/dev/null || fail "model from reference"
@@ -68,11 +106,12 @@ for loss in 0.10 0.30; do
   sleep 0.2
   jobs_=()
   for s in 1 2 3 4; do
-    through_relay 204 post$r-$s.out post $rport v1/update $(psk store-00$s) --in u$r-$s.cbor &
+    "$peer" enqueue store-00$s.db $r u$r-$s.cbor || fail "enqueue store-00$s"
+    agent_until_acked store-00$s $r &
     jobs_+=($!)
   done
   for s in 1 2 3 4; do
-    wait ${jobs_[$((s - 1))]} || fail "round $r loss $loss: store-00$s never acknowledged: $(cat post$r-$s.out*)"
+    wait ${jobs_[$((s - 1))]} || fail "round $r loss $loss: store-00$s never acknowledged: $(tail -5 sync-store-00$s.log)"
   done
   through_relay 205 get$r.out get $rport v1/model $(psk store-002) --out viarelay$r.cbor ||
     fail "model fetch through the relay: $(cat get$r.out*)"
@@ -82,7 +121,8 @@ for loss in 0.10 0.30; do
   stats=$(cat relay$r.json)
   echo "round $r loss $loss relay: $stats"
   for s in 1 2 3 4; do
-    echo "  store-00$s: $(grep -h receipt post$r-$s.out) $(grep -h attempts post$r-$s.out)"
+    echo "  store-00$s: $("$peer" outbox store-00$s.db | grep "round=$r ") $(grep syncs= sync-store-00$s.log | tail -1)"
+    sed -i '/^syncs=/d' sync-store-00$s.log
   done
   echo "  model fetch: $(grep -h attempts get$r.out)"
   # The impairment happened in both directions.
