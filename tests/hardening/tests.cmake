@@ -9,3 +9,7 @@ add_executable(udp_relay ${HARD_DIR}/udp_relay.c)
 add_test(NAME hardening.loss COMMAND bash ${HARD_DIR}/test_loss.sh $<TARGET_FILE:storefl-aggregator> $<TARGET_FILE:storefl-agent>
   $<TARGET_FILE:net_peer> $<TARGET_FILE:udp_relay> ${CMAKE_SOURCE_DIR} 22020)
 set_tests_properties(hardening.loss PROPERTIES TIMEOUT 600)
+
+add_test(NAME hardening.dtls_hostile COMMAND bash ${HARD_DIR}/test_dtls_hostile.sh $<TARGET_FILE:storefl-aggregator>
+  $<TARGET_FILE:net_peer> ${CMAKE_SOURCE_DIR} 22050)
+set_tests_properties(hardening.dtls_hostile PROPERTIES TIMEOUT 300)
