@@ -13,3 +13,9 @@ set_tests_properties(hardening.loss PROPERTIES TIMEOUT 600)
 add_test(NAME hardening.dtls_hostile COMMAND bash ${HARD_DIR}/test_dtls_hostile.sh $<TARGET_FILE:storefl-aggregator>
   $<TARGET_FILE:net_peer> ${CMAKE_SOURCE_DIR} 22050)
 set_tests_properties(hardening.dtls_hostile PROPERTIES TIMEOUT 300)
+
+add_executable(mutate_update ${HARD_DIR}/mutate_update.c)
+target_link_libraries(mutate_update PRIVATE storefl_protocol storefl_shared)
+add_test(NAME hardening.hostile_updates COMMAND bash ${HARD_DIR}/test_hostile_updates.sh
+  $<TARGET_FILE:storefl-aggregator> $<TARGET_FILE:net_peer> $<TARGET_FILE:mutate_update> ${CMAKE_SOURCE_DIR} 22060)
+set_tests_properties(hardening.hostile_updates PROPERTIES TIMEOUT 300)
