@@ -382,6 +382,11 @@ static void error_reason(const storefl_response *r, char *buf, size_t cap) {
     snprintf(buf, cap, "%d.%02d", r->code / 100, r->code % 100);
 }
 
+static int sync_model(storefl_store *st, storefl_client *client, storefl_sync_result *res, char *err,
+                      size_t errlen);
+static int sync_outbox(const storefl_agent_net_config *c, storefl_store *st, storefl_client *client,
+                       storefl_sync_result *res, char *err, size_t errlen);
+
 int storefl_agent_sync(const storefl_agent_net_config *c, storefl_store *st, storefl_client *client,
                        storefl_sync_result *res, char *err, size_t errlen) {
   memset(res, 0, sizeof *res);
@@ -398,7 +403,19 @@ int storefl_agent_sync(const storefl_agent_net_config *c, storefl_store *st, sto
   }
   storefl_response_free(&r);
 
-  /* 2. The model, only if its ETag changed. */
+  /* 2. The outbox before the model: a pending update is what must not wait; on a lossy link a
+   * failed model download used to end the exchange before the upload was even tried
+   * (tests/hardening/test_loss.sh). 3. The model, only if its ETag changed. */
+  rc = sync_outbox(c, st, client, res, err, errlen);
+  if (rc)
+    return rc;
+  return sync_model(st, client, res, err, errlen);
+}
+
+static int sync_model(storefl_store *st, storefl_client *client, storefl_sync_result *res, char *err,
+                      size_t errlen) {
+  storefl_response r;
+  int rc;
   char hex[2 * STOREFL_ETAG_LEN + 1] = {0};
   uint8_t etag[STOREFL_ETAG_LEN];
   size_t etag_len = 0;
@@ -430,7 +447,13 @@ int storefl_agent_sync(const storefl_agent_net_config *c, storefl_store *st, sto
   }
   storefl_response_free(&r);
 
-  /* 3. The outbox. */
+  return STOREFL_OK;
+}
+
+static int sync_outbox(const storefl_agent_net_config *c, storefl_store *st, storefl_client *client,
+                       storefl_sync_result *res, char *err, size_t errlen) {
+  storefl_response r;
+  int rc;
   int64_t now = storefl_agent_now_ms();
   storefl_outbox_item it;
   memset(&it, 0, sizeof it);

@@ -19,3 +19,12 @@ target_link_libraries(mutate_update PRIVATE storefl_protocol storefl_shared)
 add_test(NAME hardening.hostile_updates COMMAND bash ${HARD_DIR}/test_hostile_updates.sh
   $<TARGET_FILE:storefl-aggregator> $<TARGET_FILE:net_peer> $<TARGET_FILE:mutate_update> ${CMAKE_SOURCE_DIR} 22060)
 set_tests_properties(hardening.hostile_updates PROPERTIES TIMEOUT 300)
+
+# A few trials of the kill -9 campaign (the long one: scripts/kill9-campaign.sh, >= 50 trials).
+add_test(NAME hardening.kill9 COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/kill9-campaign.sh --trials 3
+  --build ${CMAKE_BINARY_DIR} --port 22080 --seed 3)
+set_tests_properties(hardening.kill9 PROPERTIES TIMEOUT 300 DEPENDS "storefl-aggregator;net_peer")
+
+add_test(NAME hardening.disk_full COMMAND bash ${HARD_DIR}/test_disk_full.sh $<TARGET_FILE:storefl-aggregator>
+  $<TARGET_FILE:net_peer> ${CMAKE_SOURCE_DIR} 22090)
+set_tests_properties(hardening.disk_full PROPERTIES TIMEOUT 300)
