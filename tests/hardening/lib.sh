@@ -20,7 +20,7 @@ write_agg_ini() {
 db = $2
 [model]
 arch = test-v1
-tensor = w:64x32
+tensor = ${TENSOR_W:-w:64x32}
 tensor = b:16
 init_seed = 7
 [round]

@@ -28,3 +28,7 @@ set_tests_properties(hardening.kill9 PROPERTIES TIMEOUT 300 DEPENDS "storefl-agg
 add_test(NAME hardening.disk_full COMMAND bash ${HARD_DIR}/test_disk_full.sh $<TARGET_FILE:storefl-aggregator>
   $<TARGET_FILE:net_peer> ${CMAKE_SOURCE_DIR} 22090)
 set_tests_properties(hardening.disk_full PROPERTIES TIMEOUT 300)
+
+add_test(NAME hardening.overload COMMAND bash ${HARD_DIR}/test_overload.sh $<TARGET_FILE:storefl-aggregator>
+  $<TARGET_FILE:net_peer> ${CMAKE_SOURCE_DIR} 22100)
+set_tests_properties(hardening.overload PROPERTIES TIMEOUT 300)
