@@ -4,8 +4,8 @@
 # Once: a fault-free reference run (3 stores, 3 rounds of 3 updates, target 3) records the model
 # bytes after each round. Then N trials, each on a fresh database: the same uploads run in the
 # background (each store retries its upload, as the agent's outbox does, until it holds a receipt),
-# while the aggregator is killed with SIGKILL at a random moment (uniform over the fault-free run's
-# duration) and restarted, and in half of the trials killed a second time. A trial passes when every
+# while the aggregator is killed with SIGKILL at a random moment (after a random number 0..8 of
+# acknowledged uploads, then 0..40 ms) and restarted, and in half of the trials killed a second time. A trial passes when every
 # round closed with exactly 3 participants (no acknowledged update lost, none counted twice) and the
 # final model is byte-identical to the reference. Prints one line per trial and a JSON summary.
 # Defaults: 50 trials, build/, port 22900. Exit status 0 iff every trial passed.
@@ -96,6 +96,7 @@ uploads() {
   until grep -q "campaign finished" agg.log; do sleep 0.05; done
 }
 
+count_acks() { if [ -f acks.log ]; then wc -l <acks.log; else echo 0; fi; }
 final_model() { "$peer" get $port v1/model $(psk store-002) --out "$1" >/dev/null; }
 
 # Reference run, no faults.
@@ -107,12 +108,12 @@ span=$((($(date +%s%N) - t0) / 1000000))
 final_model ref.cbor
 kill -TERM $srv; wait $srv || true; srv=
 for r in $(seq $ROUNDS); do grep -q "round $r closed.* with 3 participants" agg.log || { echo "reference round $r" >&2; exit 1; }; done
-echo "reference: final model $(sha256sum <ref.cbor | cut -c1-16), uploads take $span ms: kills land in 0..$span ms"
+echo "reference: final model $(sha256sum <ref.cbor | cut -c1-16), fault-free uploads take $span ms"
 
-pass=0 failn=0
+pass=0 failn=0 total_kills=0
 t_start=$(date +%s)
 for t in $(seq "$trials"); do
-  rm -f trial.db* agg.log acks.log
+  rm -f trial.db* agg.log acks.log trial.kills
   write_ini "$work/trial.db"
   start
   uploads &
@@ -120,15 +121,19 @@ for t in $(seq "$trials"); do
   kills=0
   nk=$((RANDOM % 2 + 1))
   for _ in $(seq $nk); do
-    ms=$(((RANDOM * 32768 + RANDOM) % span))
-    sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
+    # A random phase: after k acknowledged uploads (0..8), then a random 0..40 ms into what follows.
+    k=$((RANDOM % (ROUNDS * STORES)))
+    while kill -0 $upl 2>/dev/null && [ "$(count_acks)" -lt $k ]; do sleep 0.005; done
+    ms=$((RANDOM % 40))
+    sleep "0.0$(printf '%02d' $ms)"
     kill -0 $upl 2>/dev/null || break
-    acked=$(wc -l <acks.log 2>/dev/null || echo 0)
+    acked=$(count_acks)
     kill -9 $srv; wait $srv 2>/dev/null || true
     kills=$((kills + 1))
-    echo "killed after ${ms} ms with $acked acknowledged" >>trial.kills
+    echo "killed ${ms} ms after ack $k, $acked acknowledged" >>trial.kills
     start
   done
+  total_kills=$((total_kills + kills))
   wait $upl; upl=
   final_model trial.cbor
   kill -TERM $srv; wait $srv || true; srv=
@@ -136,7 +141,9 @@ for t in $(seq "$trials"); do
   for r in $(seq $ROUNDS); do
     n=$(grep -c "update accepted: .* round=$r " agg.log || true)
     grep -q "round $r closed.* with 3 participants" agg.log || { ok=; why="$why round $r not closed with 3;"; }
-    [ "$n" = 3 ] || { ok=; why="$why round $r accepted $n times;"; }
+    # "accepted" is logged after the commit: a kill in between loses the line, not the update (the
+    # retry then gets the duplicate receipt), so fewer than 3 lines is fine, more is not.
+    [ "$n" -le 3 ] || { ok=; why="$why round $r accepted $n times;"; }
   done
   cmp -s ref.cbor trial.cbor || { ok=; why="$why final model differs;"; }
   restored=$(grep -c "restored with" agg.log || true)
@@ -150,5 +157,5 @@ for t in $(seq "$trials"); do
     cp agg.log "$src/kill9-fail-$t.log" 2>/dev/null || true
   fi
 done
-echo "{\"trials\":$trials,\"passed\":$pass,\"failed\":$failn,\"seconds\":$(($(date +%s) - t_start))}"
+echo "{\"trials\":$trials,\"kills\":$total_kills,\"passed\":$pass,\"failed\":$failn,\"seconds\":$(($(date +%s) - t_start))}"
 [ $failn -eq 0 ]
