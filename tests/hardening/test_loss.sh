@@ -125,6 +125,11 @@ for loss in ${LOSSES:-0.10 0.30}; do
     sed -i '/^syncs=/d' sync-store-00$s.log
   done
   echo "  model fetch: $(grep -h attempts get$r.out)"
+  # Regression: the client kept a pointer to the agent's stack copy of the host, so errors after the
+  # handshake read "no response to /v1/update from no response to ...".
+  bad=$(grep -h "no response to\|has failed" sync-*.log | grep -v "from 127.0.0.1:$rport\$\|to 127.0.0.1:$rport has failed" | head -1 || true)
+  [ -z "$bad" ] || fail "garbled transport error message: $bad"
+  echo "  transport errors seen by the agents: $(cat sync-*.log | grep -c 'no response to' || true) timeouts (well-formed)"
   # The impairment happened in both directions.
   python3 - "$stats" <<'PY' || fail "relay did not impair both directions: $stats"
 import json, sys

@@ -6,7 +6,7 @@ add_test(NAME hardening.wire COMMAND bash ${HARD_DIR}/test_wire.sh $<TARGET_FILE
 set_tests_properties(hardening.wire PROPERTIES TIMEOUT 300)
 
 add_executable(udp_relay ${HARD_DIR}/udp_relay.c)
-add_test(NAME hardening.loss COMMAND bash ${HARD_DIR}/test_loss.sh $<TARGET_FILE:storefl-aggregator> $<TARGET_FILE:storefl-agent>
+add_test(NAME hardening.loss COMMAND env LOSSES=0.10 bash ${HARD_DIR}/test_loss.sh $<TARGET_FILE:storefl-aggregator> $<TARGET_FILE:storefl-agent>
   $<TARGET_FILE:net_peer> $<TARGET_FILE:udp_relay> ${CMAKE_SOURCE_DIR} 22020)
 set_tests_properties(hardening.loss PROPERTIES TIMEOUT 600)
 
