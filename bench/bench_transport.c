@@ -380,8 +380,9 @@ int main(int argc, char **argv) {
     const char *name;
     client_cfg cc;
   } variants[] = {
-      {"lockstep_block1_1k", {0, 0, 0, 0, 0}},           {"qblock1_con_burst10", {1, 0, 10, 0, 0}},
-      {"qblock1_non_burst10", {1, 0, 10, 1, 0}},         {"qblock1_non_burst64", {1, 0, 64, 1, 0}},
+      {"lockstep_block1_1k", {0, 0, 0, 0, 0}},
+      {"qblock1_con_burst10", {1, 0, 10, 0, 0}},
+      {"qblock1_non_burst10", {1, 0, 10, 1, 0}},
       {"qblock1_con_nstart8_burst64", {1, 0, 64, 0, 8}},
   };
   printf("\"upload_1_agent\":{");
@@ -398,11 +399,13 @@ int main(int argc, char **argv) {
   }
   printf("},");
 
-  /* Concurrent agents: lock-step Block1 ("before") and Q-Block1 NON burst 10 (the agent's default). */
+  /* Concurrent agents: lock-step Block1 ("before") and Q-Block1 CON (the agent's default). */
   printf("\"upload_concurrent\":{");
   int ns[3] = {1, 16, 100};
-  const char *modes[2] = {"lockstep_block1_1k", "qblock1_non_burst10"};
-  client_cfg ccs[2] = {{0, 0, 0, 0, 0}, {1, 0, 10, 1, 0}};
+  /* Q-Block1 as NON, or as CON with NSTART 8, fails with 16 concurrent agents (libcoap's recovery
+   * times out; see docs/network.md): only the two robust modes are run here. */
+  const char *modes[2] = {"lockstep_block1_1k", "qblock1_con_burst10"};
+  client_cfg ccs[2] = {{0, 0, 0, 0, 0}, {1, 0, 10, 0, 0}};
   for (int m = 0; m < 2; m++) {
     printf("%s\"%s\":{", m ? "," : "", modes[m]);
     int first = 1;

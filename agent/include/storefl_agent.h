@@ -15,6 +15,9 @@
  *  - Times are unix seconds (int64_t). Exports without time zone are read as UTC.
  *  - A storefl_store handle is not thread-safe: use one handle per thread (SQLite WAL lets several
  *    handles, in several processes, read while one writes; writers wait up to busy_timeout_ms).
+ *  - An ingest (storefl-agent ingest) makes a file visible in one final transaction that takes
+ *    seconds for a large export (about 7 s for 540k lines); a POS writer meanwhile waits up to
+ *    busy_timeout_ms and then gets STOREFL_ERR_UNAVAILABLE: retry, or raise the timeout.
  *  - Outside a batch each recording call is its own durable transaction; inside
  *    storefl_store_begin()/storefl_store_commit() nothing is visible to others before the commit,
  *    and storefl_store_rollback() (or closing the handle, or a crash) discards the whole batch.

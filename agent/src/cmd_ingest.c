@@ -58,7 +58,7 @@ static void ingest_help(FILE *out) {
           "\n"
           "SYNOPSIS\n"
           "  storefl-agent ingest --db STORE.db [--config AGENT.ini] [--on-error skip|stop] [--batch N]\n"
-          "                       [--any-code] FILE.csv[.gz]\n"
+          "                       [--any-code] [--integrity-check] FILE.csv[.gz]\n"
           "\n"
           "DESCRIPTION\n"
           "  Streams FILE (plain or gzip-compressed CSV with a header line) into STORE.db (created if\n"
@@ -92,6 +92,8 @@ static void ingest_help(FILE *out) {
           "                         with nothing imported\n"
           "  --batch N              rows per staging transaction (default 10000)\n"
           "  --any-code             accept any product code, not only Online Retail's 5 digits + letters\n"
+          "  --integrity-check      run SQLite's integrity and foreign key checks on the store first\n"
+          "                         (reads the whole database) and refuse a damaged one\n"
           "  --help                 print this text\n"
           "\n"
           "EXIT STATUS\n"
@@ -137,6 +139,7 @@ static void on_bad_row(void *user, const char *msg) {
 int storefl_cmd_ingest(int argc, char **argv) {
   const char *db = NULL, *config = NULL, *file = NULL, *v;
   storefl_ingest_options opts = {0};
+  storefl_store_options store_opts = {0};
   for (int i = 1; i < argc; i++) {
     int m;
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -172,6 +175,8 @@ int storefl_cmd_ingest(int argc, char **argv) {
         return STOREFL_EXIT_USAGE;
       }
       opts.batch = (uint32_t)n;
+    } else if (strcmp(argv[i], "--integrity-check") == 0) {
+      store_opts.integrity_check = 1;
     } else if (strcmp(argv[i], "--any-code") == 0) {
       opts.any_code = 1;
     } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
@@ -197,7 +202,7 @@ int storefl_cmd_ingest(int argc, char **argv) {
     return STOREFL_EXIT_FAIL;
   }
   storefl_store *s = NULL;
-  if (storefl_store_open(db, NULL, &s, err, sizeof err) != STOREFL_OK) {
+  if (storefl_store_open(db, &store_opts, &s, err, sizeof err) != STOREFL_OK) {
     fprintf(stderr, "storefl-agent ingest: %s\n", err);
     return STOREFL_EXIT_FAIL;
   }

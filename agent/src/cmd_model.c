@@ -1,6 +1,7 @@
 /* storefl-agent train, personalize and recommend: the model on the store's own data. */
 #include "cmd_model.h"
 
+#include <cblas.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +17,13 @@
 #include "storefl_agent.h"
 
 enum { MAX_BASKET = 256, MAX_K = 1000 };
+
+/* The model's matrix products are small (160 x 102 x 64 in training, up to 256 rows when scoring):
+ * OpenBLAS threads cost more in wake-ups than they save, and one thread keeps results identical
+ * whatever the machine's core count. */
+static void one_blas_thread(void) {
+  openblas_set_num_threads(1);
+}
 
 static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
   char *end;
@@ -68,8 +76,8 @@ static void train_help(FILE *out) {
           "  storefl-agent train - train the recommendation model on this store's purchases alone\n"
           "\n"
           "SYNOPSIS\n"
-          "  storefl-agent train --db STORE.db [--steps N] [--seed S] [--lr X] [--from-scratch]\n"
-          "                      [--buckets B] [--dim D] [--hidden H]\n"
+          "  storefl-agent train --db STORE.db [--config AGENT.ini] [--steps N] [--seed S] [--lr X]\n"
+          "                      [--from-scratch] [--buckets B] [--dim D] [--hidden H]\n"
           "\n"
           "DESCRIPTION\n"
           "  Trains the wide-deep-v1 model (docs/model.md) on every purchase in STORE.db: each purchase is\n"
@@ -81,6 +89,8 @@ static void train_help(FILE *out) {
           "\n"
           "OPTIONS\n"
           "  --db STORE.db      the store's database (required)\n"
+          "  --config AGENT.ini agent configuration: its [model] section sets the model shape and the\n"
+          "                     training hyper-parameters (docs/model.md); options below override it\n"
           "  --steps N          optimizer steps of 32 purchases (default: one pass over the purchases)\n"
           "  --seed S           seed for initialisation and negative sampling (default 1)\n"
           "  --lr X             Adam step size (default 0.005)\n"
@@ -99,10 +109,12 @@ static void train_help(FILE *out) {
 }
 
 int storefl_cmd_train(int argc, char **argv) {
-  const char *prog = "storefl-agent train", *db = NULL, *v;
-  uint64_t steps = 0, seed = 1, buckets = 1u << 14, dim = 32, hidden = 64;
-  double lr = 0.005;
-  int scratch = 0;
+  one_blas_thread();
+  const char *prog = "storefl-agent train", *db = NULL, *config = NULL, *v;
+  /* 0 / negative = not given on the command line: the config file or the defaults decide. */
+  uint64_t steps = 0, seed = 0, buckets = 0, dim = 0, hidden = 0;
+  double lr = -1;
+  int scratch = 0, seed_set = 0;
   for (int i = 1; i < argc; i++) {
     int r;
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -113,7 +125,8 @@ int storefl_cmd_train(int argc, char **argv) {
       scratch = 1;
       continue;
     }
-    if ((r = storefl_cmd_opt(argc, argv, &i, "--db", &db)) != 0) {
+    if ((r = storefl_cmd_opt(argc, argv, &i, "--db", &db)) != 0 ||
+        (r = storefl_cmd_opt(argc, argv, &i, "--config", &config)) != 0) {
       if (r < 0)
         return STOREFL_EXIT_USAGE;
       continue;
@@ -133,6 +146,7 @@ int storefl_cmd_train(int argc, char **argv) {
         break;
       case 1:
         bad = parse_u64(v, 0, UINT64_MAX, &seed);
+        seed_set = 1;
         break;
       case 2:
         bad = parse_u64(v, 16, 1u << 24, &buckets) || (buckets & (buckets - 1));
@@ -164,6 +178,27 @@ int storefl_cmd_train(int argc, char **argv) {
     fprintf(stderr, "%s: --db is required (see --help)\n", prog);
     return STOREFL_EXIT_USAGE;
   }
+  storefl_model_config mc;
+  storefl_train_config tc;
+  storefl_model_config_default(&mc);
+  storefl_train_config_default(&tc);
+  if (config) {
+    char err[256];
+    if (storefl_train_config_load_ini(config, "model", &mc, &tc, err, sizeof err) != STOREFL_OK) {
+      fprintf(stderr, "%s: %s\n", prog, err);
+      return STOREFL_EXIT_USAGE;
+    }
+  }
+  if (buckets)
+    mc.buckets = (uint32_t)buckets;
+  if (dim)
+    mc.dim = (uint32_t)dim;
+  if (hidden)
+    mc.hidden = (uint32_t)hidden;
+  if (seed_set)
+    tc.seed = seed;
+  if (lr > 0)
+    tc.optim.lr = (float)lr;
   storefl_store *s;
   if (open_store(prog, db, 0, &s) != STOREFL_OK)
     return STOREFL_EXIT_FAIL;
@@ -184,12 +219,11 @@ int storefl_cmd_train(int argc, char **argv) {
     }
   }
   if (!m) {
-    storefl_model_config mc = {(uint32_t)buckets, (uint32_t)dim, (uint32_t)hidden};
     if ((rc = storefl_model_create(&mc, &m)) != STOREFL_OK) {
       fprintf(stderr, "%s: %s\n", prog, storefl_strerror(rc));
       goto out;
     }
-    storefl_model_init(m, seed);
+    storefl_model_init(m, tc.seed);
   }
   if ((rc = storefl_agent_load_catalog(s, m->cfg.buckets, &d)) != STOREFL_OK ||
       (rc = storefl_agent_load_profiles(s, &d, NULL)) != STOREFL_OK) {
@@ -200,10 +234,6 @@ int storefl_cmd_train(int argc, char **argv) {
     fprintf(stderr, "%s: the store has no purchases to learn from\n", prog);
     goto out;
   }
-  storefl_train_config tc;
-  storefl_train_config_default(&tc);
-  tc.seed = seed;
-  tc.optim.lr = (float)lr;
   if (steps == 0)
     steps = (d.n_events + tc.batch - 1) / tc.batch;
   storefl_train_data td = {d.cat, (const storefl_profile *const *)d.profiles, d.n_profiles, INT64_MIN,
@@ -245,8 +275,8 @@ static void personalize_help(FILE *out) {
           "  storefl-agent personalize - adapt the model's head to this store's latest purchases\n"
           "\n"
           "SYNOPSIS\n"
-          "  storefl-agent personalize --db STORE.db [--model auto|global|local] [--days N] [--steps N]\n"
-          "                            [--lr X] [--seed S]\n"
+          "  storefl-agent personalize --db STORE.db [--config AGENT.ini] [--model auto|global|local]\n"
+          "                            [--days N] [--steps N] [--lr X] [--seed S]\n"
           "\n"
           "DESCRIPTION\n"
           "  Few-shot personalisation: starting from the store's global (federated) model, or its local\n"
@@ -258,6 +288,8 @@ static void personalize_help(FILE *out) {
           "\n"
           "OPTIONS\n"
           "  --db STORE.db          the store's database (required)\n"
+          "  --config AGENT.ini     agent configuration: personal_steps, personal_lr and seed of its\n"
+          "                         [model] section (docs/model.md); options below override them\n"
           "  --model auto|global|local  base model (default auto: global if present, else local)\n"
           "  --days N               window of latest purchases, counted back from the last one (default 14)\n"
           "  --steps N              Adam steps of 32 purchases (default 20)\n"
@@ -274,9 +306,12 @@ static void personalize_help(FILE *out) {
 }
 
 int storefl_cmd_personalize(int argc, char **argv) {
-  const char *prog = "storefl-agent personalize", *db = NULL, *which = "auto", *v;
-  uint64_t days = 14, steps = 20, seed = 1;
-  double lr = 0.005;
+  one_blas_thread();
+  const char *prog = "storefl-agent personalize", *db = NULL, *which = "auto", *config = NULL, *v;
+  /* 0 / negative = not given: the config file or the defaults decide. */
+  uint64_t days = 14, steps = 0, seed = 0;
+  double lr = -1;
+  int seed_set = 0;
   for (int i = 1; i < argc; i++) {
     int r;
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -284,7 +319,8 @@ int storefl_cmd_personalize(int argc, char **argv) {
       return STOREFL_EXIT_OK;
     }
     if ((r = storefl_cmd_opt(argc, argv, &i, "--db", &db)) != 0 ||
-        (r = storefl_cmd_opt(argc, argv, &i, "--model", &which)) != 0) {
+        (r = storefl_cmd_opt(argc, argv, &i, "--model", &which)) != 0 ||
+        (r = storefl_cmd_opt(argc, argv, &i, "--config", &config)) != 0) {
       if (r < 0)
         return STOREFL_EXIT_USAGE;
       continue;
@@ -308,6 +344,7 @@ int storefl_cmd_personalize(int argc, char **argv) {
         break;
       case 2:
         bad = parse_u64(v, 0, UINT64_MAX, &seed);
+        seed_set = 1;
         break;
       case 3:
         lr = strtod(v, &end);
@@ -348,9 +385,20 @@ int storefl_cmd_personalize(int argc, char **argv) {
   }
   storefl_train_config tc;
   storefl_train_config_default(&tc);
-  tc.seed = seed;
-  tc.personal_steps = (uint32_t)steps;
-  tc.personal_lr = (float)lr;
+  if (config) {
+    char err[256];
+    if (storefl_train_config_load_ini(config, "model", NULL, &tc, err, sizeof err) != STOREFL_OK) {
+      fprintf(stderr, "%s: %s\n", prog, err);
+      goto out;
+    }
+  }
+  if (seed_set)
+    tc.seed = seed;
+  if (steps)
+    tc.personal_steps = (uint32_t)steps;
+  if (lr > 0)
+    tc.personal_lr = (float)lr;
+  steps = tc.personal_steps;
   tc.personal_last = UINT32_MAX; /* the window, not a count, bounds the examples */
   int64_t begin = d.last_time - (int64_t)days * 86400;
   storefl_train_data td = {d.cat, (const storefl_profile *const *)d.profiles, d.n_profiles, begin, INT64_MAX};
@@ -445,6 +493,7 @@ static void json_str(FILE *out, const char *s) {
 }
 
 int storefl_cmd_recommend(int argc, char **argv) {
+  one_blas_thread();
   const char *prog = "storefl-agent recommend", *db = NULL, *basket_arg = NULL, *shopper = NULL;
   const char *which = "auto", *at = NULL, *v;
   uint64_t k = 10, new_days = 30;

@@ -495,6 +495,13 @@ int storefl_cmd_partition(int argc, char **argv) {
     fprintf(stderr, PROG ": --by country needs a country column ([columns] country = ...)\n");
     return STOREFL_EXIT_USAGE;
   }
+  /* Clients are countries: the column becomes required, so a missing one is an error naming it
+   * rather than zero stores. */
+  if (c.by_country &&
+      storefl_retail_columns_set(&cols, "country", cols.name[STOREFL_COL_COUNTRY]) != STOREFL_OK) {
+    fprintf(stderr, PROG ": bad country column name\n");
+    return STOREFL_EXIT_FAIL;
+  }
   if (mkdir(c.out, 0755) != 0 && errno != EEXIST) {
     fprintf(stderr, PROG ": %s: %s\n", c.out, strerror(errno));
     return STOREFL_EXIT_FAIL;

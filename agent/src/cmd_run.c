@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "budget_gate.h"
 #include "cmd_net.h"
 #include "net_agent.h"
 #include "store_model.h"
@@ -23,41 +24,43 @@ static void on_signal(int sig) {
 }
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "NAME\n"
-          "  storefl-agent run - take part in federated rounds (daemon)\n"
-          "\n"
-          "SYNOPSIS\n"
-          "  storefl-agent run --config agent.ini [--db FILE] [--rounds N] [--poll-s S]\n"
-          "\n"
-          "DESCRIPTION\n"
-          "  Keeps a DTLS session to the aggregator and observes GET /v1/round (RFC 7641). For each\n"
-          "  open round it decides once, with the round's participation probability q drawn from\n"
-          "  the CTR_DRBG, whether to take part; the decision is stored so that a restart never\n"
-          "  re-draws it. When selected it fetches the round's base model (by ETag), runs the local\n"
-          "  federated step on the store's purchases (the learning code's FedAvg/FOMAML step with\n"
-          "  the round's local_steps and local_lr), clips the update to the round's norm C, quantizes\n"
-          "  it ([upload] dtype: i8 stochastic by default, f16, f32), puts it in the store's outbox\n"
-          "  and uploads it. The update stays in the outbox until the aggregator's receipt arrives,\n"
-          "  across agent restarts and aggregator outages; retries back off with jitter. New models\n"
-          "  are fetched when the round announcement names one.\n"
-          "  Local-mode rounds with a noise multiplier > 0 are declined: this agent does not yet add\n"
-          "  the local Gaussian noise itself (privacy layer), and it never claims noise it did not add.\n"
-          "\n"
-          "OPTIONS\n"
-          "  --config FILE  agent INI (see storefl-agent sync --help and docs/network.md)\n"
-          "  --db FILE      overrides [agent] db\n"
-          "  --rounds N     exit after N acknowledged uploads (default: run until SIGINT/SIGTERM)\n"
-          "  --poll-s S     re-synchronise at least every S seconds even without notifications\n"
-          "                 (default 30; keeps the session and the observation alive)\n"
-          "  --help         print this text\n"
-          "\n"
-          "EXIT STATUS\n"
-          "  0 stopped by a signal or after --rounds, 1 failure (configuration, database), 2 usage.\n"
-          "\n"
-          "EXAMPLES\n"
-          "  storefl-agent run --config agent.ini\n"
-          "  storefl-agent run --config agent.ini --rounds 3\n");
+  fprintf(out, "NAME\n"
+               "  storefl-agent run - take part in federated rounds (daemon)\n"
+               "\n"
+               "SYNOPSIS\n"
+               "  storefl-agent run --config agent.ini [--db FILE] [--rounds N] [--poll-s S]\n"
+               "\n"
+               "DESCRIPTION\n"
+               "  Keeps a DTLS session to the aggregator and observes GET /v1/round (RFC 7641). For each\n"
+               "  open round it decides once, with the round's participation probability q drawn from\n"
+               "  the CTR_DRBG, whether to take part; the decision is stored so that a restart never\n"
+               "  re-draws it. When selected it fetches the round's base model (by ETag), runs the local\n"
+               "  federated step on the store's purchases (the learning code's FedAvg/FOMAML step with\n"
+               "  the round's local_steps and local_lr), clips the update to the round's norm C, quantizes\n"
+               "  it ([upload] dtype: i8 stochastic by default, f16, f32), puts it in the store's outbox\n"
+               "  and uploads it. The update stays in the outbox until the aggregator's receipt arrives,\n"
+               "  across agent restarts and aggregator outages; retries back off with jitter. New models\n"
+               "  are fetched when the round announcement names one.\n"
+               "  Rounds with noise (sigma > 0) pass the privacy budget gate first: a round that would\n"
+               "  take the store past [privacy] epsilon_cap is refused before training, and the spend is\n"
+               "  recorded in the local ledger before anything is sent (see storefl-agent budget).\n"
+               "  Local-mode rounds with sigma > 0 are declined: the local release needs the aggregator's\n"
+               "  grid step, which the round announcement does not carry yet.\n"
+               "\n"
+               "OPTIONS\n"
+               "  --config FILE  agent INI (see storefl-agent sync --help and docs/network.md)\n"
+               "  --db FILE      overrides [agent] db\n"
+               "  --rounds N     exit after N acknowledged uploads (default: run until SIGINT/SIGTERM)\n"
+               "  --poll-s S     re-synchronise at least every S seconds even without notifications\n"
+               "                 (default 30; keeps the session and the observation alive)\n"
+               "  --help         print this text\n"
+               "\n"
+               "EXIT STATUS\n"
+               "  0 stopped by a signal or after --rounds, 1 failure (configuration, database), 2 usage.\n"
+               "\n"
+               "EXAMPLES\n"
+               "  storefl-agent run --config agent.ini\n"
+               "  storefl-agent run --config agent.ini --rounds 3\n");
 }
 
 typedef struct run_state {
@@ -153,32 +156,51 @@ out:
   return rc;
 }
 
-/* Decides once per round whether to join (probability q), and contributes when selected. */
+/* Decides once per round whether to join, and contributes when selected. Private rounds (sigma > 0)
+ * go through the privacy budget gate: it refuses a round that would take the store past its cap,
+ * draws Bernoulli(q) from the CSPRNG and records the spend in the local ledger before anything is
+ * sent. Rounds without noise carry no privacy accounting: participation is drawn with q alone. */
 static void maybe_join(const storefl_agent_net_config *c, storefl_store *st, const storefl_round_msg *r,
-                       mbedtls_ctr_drbg_context *drbg) {
+                       mbedtls_ctr_drbg_context *drbg, storefl_rng *rng) {
   if (r->state != STOREFL_ROUND_OPEN)
     return;
   uint64_t decided = 0;
   if (meta_u64(st, "decided_round", &decided) == 0 && decided >= r->round)
     return;
   int selected = 1;
-  if (r->participation_q < 1.0) {
+  if (r->mode == STOREFL_PRIVACY_LOCAL && r->noise_multiplier > 0) {
+    /* The local-mode release needs the aggregator's grid step, which the round announcement does not
+     * carry yet; never send an update without the noise the round requires. */
+    SFL_WARN("run",
+             "round %" PRIu64 ": local-mode noise (sigma %.3g) is not supported by this agent; declining",
+             r->round, r->noise_multiplier);
+    selected = 0;
+  } else if (r->noise_multiplier > 0) {
+    storefl_agent_gate g;
+    memset(&g, 0, sizeof g);
+    int rc = storefl_agent_budget_gate(st, rng, r, c->epsilon_cap, storefl_agent_now_ms() / 1000, &g);
+    if (rc == STOREFL_ERR_BUDGET) {
+      SFL_WARN("run", "round %" PRIu64 ": refused by the privacy budget: %s", r->round, g.reason);
+      selected = 0;
+    } else if (rc) {
+      SFL_ERROR("run", "round %" PRIu64 ": budget gate failed: %s", r->round, storefl_strerror(rc));
+      return; /* undecided: try again on the next announcement */
+    } else {
+      selected = g.participate;
+      SFL_INFO("run", "round %" PRIu64 ": epsilon %.4g -> %.4g of %.4g (q charged %.3g)%s%s", r->round,
+               g.eps_now, g.eps_after, g.cap, g.q_charged, g.reason[0] ? ": " : "", g.reason);
+    }
+  } else if (r->participation_q < 1.0) {
     uint32_t u = 0;
     if (mbedtls_ctr_drbg_random(drbg, (unsigned char *)&u, sizeof u) != 0)
       return; /* no decision without randomness; try again later */
     selected = (double)u < r->participation_q * 4294967296.0;
   }
-  if (selected && r->mode == STOREFL_PRIVACY_LOCAL && r->noise_multiplier > 0) {
-    SFL_WARN("run",
-             "round %" PRIu64 ": local-mode noise (sigma %.3g) is not implemented in this agent; declining",
-             r->round, r->noise_multiplier);
-    selected = 0;
-  }
   /* The decision is durable before anything else happens: a restart must not re-draw it. */
   if (set_meta_u64(st, "decided_round", r->round) != 0)
     return;
-  SFL_INFO("run", "round %" PRIu64 ": %s (q = %.3g)", r->round, selected ? "selected" : "not taking part",
-           r->participation_q);
+  SFL_INFO("run", "round %" PRIu64 ": %s (q = %.3g, sigma = %.3g)", r->round,
+           selected ? "selected" : "not taking part", r->participation_q, r->noise_multiplier);
   if (selected) {
     int rc = contribute(c, st, r, drbg);
     if (rc && rc != STOREFL_ERR_CONFLICT)
@@ -226,8 +248,10 @@ int storefl_cmd_run(int argc, char **argv) {
     return STOREFL_EXIT_FAIL;
   }
   mbedtls_ctr_drbg_context *drbg = NULL;
-  if (storefl_agent_drbg_new(&drbg) != 0) {
+  storefl_rng *rng = NULL;
+  if (storefl_agent_drbg_new(&drbg) != 0 || storefl_rng_create("storefl-agent run", &rng) != 0) {
     fprintf(stderr, "storefl-agent run: no entropy for the CTR_DRBG\n");
+    storefl_agent_drbg_free(drbg);
     storefl_store_close(st);
     return STOREFL_EXIT_FAIL;
   }
@@ -269,7 +293,7 @@ int storefl_cmd_run(int argc, char **argv) {
       if (rc == 0 && res.uploaded)
         done++;
       if (rc == 0 && res.have_round) {
-        maybe_join(&c, st, &res.round, drbg);
+        maybe_join(&c, st, &res.round, drbg, rng);
         /* Upload what was just queued without waiting for the next notification. */
         rc = storefl_agent_sync(&c, st, cl, &res, err, sizeof err);
         if (rc == 0 && res.uploaded)
@@ -292,6 +316,7 @@ int storefl_cmd_run(int argc, char **argv) {
   SFL_INFO("run", "stopping after %ld acknowledged upload(s)", done);
   storefl_client_close(cl);
   storefl_agent_drbg_free(drbg);
+  storefl_rng_free(rng);
   storefl_store_close(st);
   return STOREFL_EXIT_OK;
 }

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cmd_budget.h"
 #include "cmd_model.h"
 #include "cmd_net.h"
 #include "cmd_store.h"
@@ -20,6 +21,7 @@ static int cmd_version(int argc, char **argv) {
 static const storefl_command COMMANDS[] = {
     {"version", "print the versions of storefl and the libraries it runs on", cmd_version},
     {"ingest", "import a retailer CSV export (plain or .gz) into the store's database", storefl_cmd_ingest},
+    {"budget", "print the privacy budget this store has spent and has left", storefl_cmd_budget},
     {"partition", "split a retailer-wide export into one store database per client", storefl_cmd_partition},
     {"train", "train the recommendation model on this store's purchases alone", storefl_cmd_train},
     {"personalize", "adapt the model's head to the store's latest purchases (cached)",

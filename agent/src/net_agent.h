@@ -30,9 +30,12 @@ typedef struct storefl_agent_net_config {
   /* [upload] */
   storefl_dtype dtype; /* i8 (default, stochastic rounding), f16, f32 */
   int q_block;         /* default 1 */
-  int non;             /* uploads as NON (Q-Block's streaming mode, RFC 9177), default 1 */
+  int non; /* uploads as NON (Q-Block's streaming mode, RFC 9177), default 0 (see docs/network.md) */
   unsigned block_size; /* default 1024 */
   unsigned timeout_s;  /* per request, default 60 */
+  /* [privacy] */
+  double epsilon_cap; /* the store's own cap on cumulative epsilon (default 8); rounds that would pass it are
+                         refused by the budget gate before training */
   /* [retry] */
   unsigned retry_base_s; /* first back-off, default 2 */
   unsigned retry_max_s;  /* cap, default 300 */

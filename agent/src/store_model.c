@@ -310,3 +310,20 @@ int storefl_agent_last_purchase(storefl_store *s, int64_t *out) {
   sqlite3_finalize(st);
   return q == SQLITE_ROW ? STOREFL_OK : sql_err(q);
 }
+
+int storefl_agent_local_update(storefl_store *s, const storefl_model *global, const storefl_train_config *cfg,
+                               storefl_model *delta, size_t *n_examples) {
+  if (!s || !global || !cfg || !delta)
+    return STOREFL_ERR_INVALID;
+  storefl_agent_data d;
+  int rc = storefl_agent_load_catalog(s, global->cfg.buckets, &d);
+  if (rc == STOREFL_OK)
+    rc = storefl_agent_load_profiles(s, &d, NULL);
+  if (rc == STOREFL_OK) {
+    storefl_train_data td = {d.cat, (const storefl_profile *const *)d.profiles, d.n_profiles, INT64_MIN,
+                             INT64_MAX};
+    rc = storefl_local_update(global, &td, cfg, delta, n_examples);
+  }
+  storefl_agent_data_free(&d);
+  return rc;
+}

@@ -17,6 +17,7 @@
 
 #include "storefl/features.h"
 #include "storefl/model.h"
+#include "storefl/train.h"
 #include "storefl_agent.h"
 
 /* A store's data in memory. Profiles: one per identified shopper (their purchases in time order),
@@ -56,6 +57,15 @@ int storefl_agent_load_model(storefl_store *s, const char *kind, storefl_model *
 
 /* Stores m as (kind, version), CBOR-encoded like the model message. Errors: _IO, _NOMEM, _INVALID. */
 int storefl_agent_save_model(storefl_store *s, const char *kind, uint64_t version, const storefl_model *m);
+
+/* The store's part of a federated round: loads the catalogue and every purchase history of the
+ * store and runs storefl_local_update() (storefl/train.h) from `global` with cfg (the round's
+ * local_steps and local_lr go in cfg->steps and cfg->optim.lr; cfg->algo selects FedAvg/Reptile or
+ * first-order MAML). delta (global's config) receives theta_local - theta_global, *n_examples the
+ * purchases used (the FedAvg weight). The caller clips, noises and encodes delta (privacy, codec).
+ * Errors: as storefl_agent_load_catalog/profiles and storefl_local_update. */
+int storefl_agent_local_update(storefl_store *s, const storefl_model *global, const storefl_train_config *cfg,
+                               storefl_model *delta, size_t *n_examples);
 
 /* Time of the store's latest purchase (0 when there is none). Errors: _IO. */
 int storefl_agent_last_purchase(storefl_store *s, int64_t *out);

@@ -186,37 +186,71 @@ static void tensor_stats(const storefl_tensor *u, size_t n, double *ss_out, doub
 }
 
 /* x * w * 2^S for float values x: exact in double (24 + 20 bits), then rounded half-to-even by the
- * magic-number addition; the integer is read from the low mantissa bits (valid for |v| < 2^51). */
+ * magic-number addition; the integer is read from the low mantissa bits (valid for |v| < 2^51). Out of
+ * that range (or for NaN) the result is garbage, but deterministic garbage: an update measured as out
+ * of range is subtracted again with the very same values, so integer arithmetic here wraps (unsigned)
+ * instead of overflowing. */
 static inline int64_t round_bits(double v) {
   double r = v + ACC_MAGIC;
-  int64_t bits, magic_bits;
+  uint64_t bits, magic_bits;
   const double m = ACC_MAGIC;
   memcpy(&bits, &r, sizeof bits);
   memcpy(&magic_bits, &m, sizeof magic_bits);
-  return bits - magic_bits;
+  return (int64_t)(bits - magic_bits);
 }
 
-static void add_f32(int64_t *restrict sums, const uint8_t *restrict p, size_t n, double ws) {
+static inline void put(int64_t *s, int64_t c, int sub) {
+  uint64_t u = (uint64_t)*s;
+  *s = (int64_t)(sub ? u - (uint64_t)c : u + (uint64_t)c);
+}
+
+/* Scalar kernels: add (sub = 0) or subtract (sub = 1) the contributions; with ss/mx non-NULL also
+ * measure sum of squares and max |x| in the same pass. */
+static void f32_scalar(int64_t *restrict sums, const uint8_t *restrict p, size_t n, double ws, int sub,
+                       double *ss, double *mx) {
+  double s0 = 0;
+  float m = 0.0f;
   for (size_t i = 0; i < n; i++) {
     float v;
     memcpy(&v, p + 4 * i, sizeof v);
-    sums[i] += round_bits((double)v * ws);
+    put(&sums[i], round_bits((double)v * ws), sub);
+    if (ss) {
+      s0 += (double)v * v;
+      m = fabsf(v) > m ? fabsf(v) : m;
+    }
+  }
+  if (ss) {
+    *ss += s0;
+    *mx = (double)m > *mx ? (double)m : *mx;
   }
 }
 
-static void add_f16(int64_t *restrict sums, const uint8_t *restrict p, size_t n, double ws) {
+static void f16_scalar(int64_t *restrict sums, const uint8_t *restrict p, size_t n, double ws, int sub,
+                       double *ss, double *mx) {
+  double s0 = 0;
+  float m = 0.0f;
   for (size_t i = 0; i < n; i++) {
-    uint16_t h = (uint16_t)(p[2 * i] | (p[2 * i + 1] << 8));
-    sums[i] += round_bits((double)g_half_table[h] * ws);
+    float v = g_half_table[(uint16_t)(p[2 * i] | (p[2 * i + 1] << 8))];
+    put(&sums[i], round_bits((double)v * ws), sub);
+    if (ss) {
+      s0 += (double)v * v;
+      m = fabsf(v) > m ? fabsf(v) : m;
+    }
+  }
+  if (ss) {
+    *ss += s0;
+    *mx = (double)m > *mx ? (double)m : *mx;
   }
 }
 
-static void add_i8(int64_t *restrict sums, const uint8_t *restrict p, size_t n, double ws, float scale) {
+/* int8: q * (scale * w * 2^S) is exact (8 + 24 + 20 bits) and equals (q * scale) * w * 2^S. */
+static void i8_scalar(int64_t *restrict sums, const uint8_t *restrict p, size_t n, double ws, float scale,
+                      int sub) {
   int64_t table[256];
   for (int q = -128; q < 128; q++)
     table[(uint8_t)q] = round_bits((double)q * ((double)scale * ws));
   for (size_t i = 0; i < n; i++)
-    sums[i] += table[p[i]];
+    put(&sums[i], table[p[i]], sub);
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -291,42 +325,90 @@ AVX2 static void stats_f16_avx2(const uint8_t *p, size_t n, double *ss, double *
   *mx = mxf;
 }
 
-AVX2 static void add_f32_avx2(int64_t *sums, const uint8_t *p, size_t n, double ws) {
-  const __m256d vws = _mm256_set1_pd(ws), vm = _mm256_set1_pd(ACC_MAGIC);
+/* Eight contributions (two vectors of four doubles) into sums[0..8), added or subtracted. */
+AVX2 static inline void put8_avx2(int64_t *sums, __m256d a, __m256d b, __m256d k, int sub) {
+  const __m256d vm = _mm256_set1_pd(ACC_MAGIC);
   const __m256i vmb = _mm256_castpd_si256(vm);
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    __m256d a = _mm256_cvtps_pd(_mm_loadu_ps((const float *)(const void *)(p + 4 * i)));
-    __m256d b = _mm256_cvtps_pd(_mm_loadu_ps((const float *)(const void *)(p + 4 * i + 16)));
-    __m256i qa = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(_mm256_mul_pd(a, vws), vm)), vmb);
-    __m256i qb = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(_mm256_mul_pd(b, vws), vm)), vmb);
-    __m256i *d = (__m256i *)(void *)(sums + i);
-    _mm256_storeu_si256(d, _mm256_add_epi64(_mm256_loadu_si256(d), qa));
-    _mm256_storeu_si256(d + 1, _mm256_add_epi64(_mm256_loadu_si256(d + 1), qb));
-  }
-  add_f32(sums + i, p + 4 * i, n - i, ws);
+  __m256i qa = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(_mm256_mul_pd(a, k), vm)), vmb);
+  __m256i qb = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(_mm256_mul_pd(b, k), vm)), vmb);
+  __m256i *d = (__m256i *)(void *)sums;
+  __m256i da = _mm256_loadu_si256(d), db = _mm256_loadu_si256(d + 1);
+  _mm256_storeu_si256(d, sub ? _mm256_sub_epi64(da, qa) : _mm256_add_epi64(da, qa));
+  _mm256_storeu_si256(d + 1, sub ? _mm256_sub_epi64(db, qb) : _mm256_add_epi64(db, qb));
 }
 
-AVX2 static void add_f16_avx2(int64_t *sums, const uint8_t *p, size_t n, double ws) {
-  const __m256d vws = _mm256_set1_pd(ws), vm = _mm256_set1_pd(ACC_MAGIC);
-  const __m256i vmb = _mm256_castpd_si256(vm);
+/* float32: add or subtract; with ss/mx also measure in the same pass (the update is read once). */
+AVX2 static void f32_avx2(int64_t *sums, const uint8_t *p, size_t n, double ws, int sub, double *ss,
+                          double *mx) {
+  const __m256d k = _mm256_set1_pd(ws);
+  const __m128 absmask = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
+  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+  __m128 m = _mm_setzero_ps();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m128 fa = _mm_loadu_ps((const float *)(const void *)(p + 4 * i));
+    __m128 fb = _mm_loadu_ps((const float *)(const void *)(p + 4 * i + 16));
+    __m256d a = _mm256_cvtps_pd(fa), b = _mm256_cvtps_pd(fb);
+    put8_avx2(sums + i, a, b, k, sub);
+    if (ss) {
+      s0 = _mm256_add_pd(s0, _mm256_mul_pd(a, a));
+      s1 = _mm256_add_pd(s1, _mm256_mul_pd(b, b));
+      m = _mm_max_ps(m, _mm_max_ps(_mm_and_ps(fa, absmask), _mm_and_ps(fb, absmask)));
+    }
+  }
+  if (ss) {
+    double v[4], w[4];
+    float mm[4];
+    _mm256_storeu_pd(v, s0);
+    _mm256_storeu_pd(w, s1);
+    _mm_storeu_ps(mm, m);
+    *ss += ((v[0] + w[0]) + (v[1] + w[1])) + ((v[2] + w[2]) + (v[3] + w[3]));
+    double mxf = fmaxf(fmaxf(mm[0], mm[1]), fmaxf(mm[2], mm[3]));
+    *mx = mxf > *mx ? mxf : *mx;
+  }
+  f32_scalar(sums + i, p + 4 * i, n - i, ws, sub, ss, mx);
+}
+
+AVX2 static void f16_avx2(int64_t *sums, const uint8_t *p, size_t n, double ws, int sub, double *ss,
+                          double *mx) {
+  const __m256d k = _mm256_set1_pd(ws);
+  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+  __m256 m = _mm256_setzero_ps();
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     __m256 f = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 2 * i)));
     __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(f)), b = _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1));
-    __m256i qa = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(_mm256_mul_pd(a, vws), vm)), vmb);
-    __m256i qb = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(_mm256_mul_pd(b, vws), vm)), vmb);
-    __m256i *d = (__m256i *)(void *)(sums + i);
-    _mm256_storeu_si256(d, _mm256_add_epi64(_mm256_loadu_si256(d), qa));
-    _mm256_storeu_si256(d + 1, _mm256_add_epi64(_mm256_loadu_si256(d + 1), qb));
+    put8_avx2(sums + i, a, b, k, sub);
+    if (ss) {
+      s0 = _mm256_add_pd(s0, _mm256_mul_pd(a, a));
+      s1 = _mm256_add_pd(s1, _mm256_mul_pd(b, b));
+      m = _mm256_max_ps(m, _mm256_and_ps(f, absmask));
+    }
   }
-  add_f16(sums + i, p + 2 * i, n - i, ws);
+  if (ss) {
+    double v[4], w[4];
+    float mm[8];
+    _mm256_storeu_pd(v, s0);
+    _mm256_storeu_pd(w, s1);
+    _mm256_storeu_ps(mm, m);
+    *ss += ((v[0] + w[0]) + (v[1] + w[1])) + ((v[2] + w[2]) + (v[3] + w[3]));
+    float mxf = 0;
+    for (int j = 0; j < 8; j++)
+      mxf = fmaxf(mxf, mm[j]);
+    *mx = (double)mxf > *mx ? (double)mxf : *mx;
+  }
+  f16_scalar(sums + i, p + 2 * i, n - i, ws, sub, ss, mx);
 }
 
-/* int8: q * (scale * w * 2^S) is exact (8 + 24 + 20 bits) and equals (q * scale) * w * 2^S. */
-AVX2 static void add_i8_avx2(int64_t *sums, const uint8_t *p, size_t n, double ws, float scale) {
-  const __m256d k = _mm256_set1_pd((double)scale * ws), vm = _mm256_set1_pd(ACC_MAGIC);
-  const __m256i vmb = _mm256_castpd_si256(vm);
+/* int8: q * (scale * w * 2^S) is exact (8 + 24 + 20 bits) and equals (q * scale) * w * 2^S. With ss/mx,
+ * also sum q^2 (exact in double: at most 2^31 terms of at most 2^14) and max |q|, then scale them,
+ * exactly as tensor_stats does. */
+AVX2 static void i8_avx2(int64_t *sums, const uint8_t *p, size_t n, double ws, float scale, int sub,
+                         double *ss, double *mx) {
+  const __m256d k = _mm256_set1_pd((double)scale * ws);
+  const __m256d sign = _mm256_set1_pd(-0.0);
+  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd(), m = _mm256_setzero_pd();
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     int64_t raw;
@@ -334,25 +416,46 @@ AVX2 static void add_i8_avx2(int64_t *sums, const uint8_t *p, size_t n, double w
     __m256i q32 = _mm256_cvtepi8_epi32(_mm_cvtsi64_si128(raw));
     __m256d a = _mm256_cvtepi32_pd(_mm256_castsi256_si128(q32));
     __m256d b = _mm256_cvtepi32_pd(_mm256_extracti128_si256(q32, 1));
-    __m256i qa = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(_mm256_mul_pd(a, k), vm)), vmb);
-    __m256i qb = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(_mm256_mul_pd(b, k), vm)), vmb);
-    __m256i *d = (__m256i *)(void *)(sums + i);
-    _mm256_storeu_si256(d, _mm256_add_epi64(_mm256_loadu_si256(d), qa));
-    _mm256_storeu_si256(d + 1, _mm256_add_epi64(_mm256_loadu_si256(d + 1), qb));
+    put8_avx2(sums + i, a, b, k, sub);
+    if (ss) {
+      s0 = _mm256_add_pd(s0, _mm256_mul_pd(a, a));
+      s1 = _mm256_add_pd(s1, _mm256_mul_pd(b, b));
+      m = _mm256_max_pd(m, _mm256_max_pd(_mm256_andnot_pd(sign, a), _mm256_andnot_pd(sign, b)));
+    }
   }
-  for (; i < n; i++)
-    sums[i] += round_bits((double)(int8_t)p[i] * ((double)scale * ws));
+  double sq = 0, mq = 0;
+  if (ss) {
+    double v[4], w[4], mm[4];
+    _mm256_storeu_pd(v, s0);
+    _mm256_storeu_pd(w, s1);
+    _mm256_storeu_pd(mm, m);
+    sq = ((v[0] + w[0]) + (v[1] + w[1])) + ((v[2] + w[2]) + (v[3] + w[3]));
+    mq = fmax(fmax(mm[0], mm[1]), fmax(mm[2], mm[3]));
+  }
+  for (; i < n; i++) {
+    int q = (int8_t)p[i];
+    put(&sums[i], round_bits((double)q * ((double)scale * ws)), sub);
+    sq += (double)(q * q);
+    mq = fmax(mq, (double)abs(q));
+  }
+  if (ss) {
+    double sc = (double)scale;
+    *ss += sc * sc * sq;
+    *mx = sc * mq > *mx ? sc * mq : *mx;
+  }
 }
 
-static int g_use_avx2 = -1;
+static int g_use_avx2;
+static pthread_once_t g_simd_once = PTHREAD_ONCE_INIT;
+static void simd_init(void) {
+  const char *off = getenv("STOREFL_NO_SIMD");
+  unsigned a, b, c, d;
+  /* F16C is CPUID.1:ECX bit 29 (clang's __builtin_cpu_supports does not know "f16c"). */
+  int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+  g_use_avx2 = !(off && *off) && __builtin_cpu_supports("avx2") && f16c;
+}
 static int use_avx2(void) {
-  if (g_use_avx2 < 0) {
-    const char *off = getenv("STOREFL_NO_SIMD");
-    unsigned a, b, c, d;
-    /* F16C is CPUID.1:ECX bit 29 (clang's __builtin_cpu_supports does not know "f16c"). */
-    int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
-    g_use_avx2 = !(off && *off) && __builtin_cpu_supports("avx2") && f16c;
-  }
+  pthread_once(&g_simd_once, simd_init);
   return g_use_avx2;
 }
 #else
@@ -398,6 +501,92 @@ int storefl_accum_check(const storefl_accum *acc, const storefl_tensor *tensors,
   return STOREFL_OK;
 }
 
+/* Adds (sub = 0) or subtracts (sub = 1) one tensor's contributions; with ss/mx non-NULL, also adds its
+ * sum of squares to *ss and raises *mx to its max |x| (int8: from the integers, exact). */
+static void tensor_kernel(storefl_accum *acc, uint32_t t, const storefl_tensor *u, double ws, int sub,
+                          double *ss, double *mx) {
+  int64_t *s = acc->sums + acc->offset[t];
+  size_t n = acc->numel[t];
+#ifdef ACC_HAVE_AVX2
+  if (use_avx2()) {
+    if (u->dtype == STOREFL_DTYPE_F32)
+      f32_avx2(s, u->data, n, ws, sub, ss, mx);
+    else if (u->dtype == STOREFL_DTYPE_F16)
+      f16_avx2(s, u->data, n, ws, sub, ss, mx);
+    else
+      i8_avx2(s, u->data, n, ws, u->scale, sub, ss, mx);
+    return;
+  }
+#endif
+  if (u->dtype == STOREFL_DTYPE_I8 && ss) {
+    double s8, m8;
+    tensor_stats(u, n, &s8, &m8);
+    *ss += s8;
+    *mx = m8 > *mx ? m8 : *mx;
+  }
+  if (u->dtype == STOREFL_DTYPE_F32)
+    f32_scalar(s, u->data, n, ws, sub, ss, mx);
+  else if (u->dtype == STOREFL_DTYPE_F16)
+    f16_scalar(s, u->data, n, ws, sub, ss, mx);
+  else
+    i8_scalar(s, u->data, n, ws, u->scale, sub);
+}
+
+int storefl_accum_match(const storefl_accum *acc, const storefl_tensor *tensors, uint32_t n_tensors) {
+  if (!acc || (!tensors && n_tensors) || n_tensors != acc->n_tensors)
+    return STOREFL_ERR_INVALID;
+  for (uint32_t t = 0; t < n_tensors; t++) {
+    int rc = match_tensor(acc, t, &tensors[t]);
+    if (rc)
+      return rc;
+  }
+  return STOREFL_OK;
+}
+
+int storefl_accum_add_measured(storefl_accum *acc, const storefl_tensor *tensors, uint32_t n_tensors,
+                               uint64_t weight, double max_norm, storefl_accum_stats *stats) {
+  int rc = storefl_accum_match(acc, tensors, n_tensors);
+  if (rc)
+    return rc;
+  if (weight == 0 || weight > ACC_MAX_WEIGHT)
+    return STOREFL_ERR_INVALID;
+  if (acc->count >= acc->max_updates)
+    return STOREFL_ERR_UNAVAILABLE;
+  double ws = ldexp((double)weight, acc->scale_bits), ss = 0, mx = 0;
+  /* One pass: add and measure. If the measurement says no, the same contributions are subtracted
+   * again; integer (wrapping) arithmetic makes that exact, so a rejection leaves the sums as they were. */
+  for (uint32_t t = 0; t < n_tensors; t++)
+    tensor_kernel(acc, t, &tensors[t], ws, 0, &ss, &mx);
+  storefl_accum_stats st = {sqrt(ss), mx, acc->total};
+  if (!isfinite(ss))
+    rc = STOREFL_ERR_NONFINITE;
+  else if (!(st.l2_norm <= max_norm) || !(mx * ws <= (double)acc->limit))
+    rc = STOREFL_ERR_INVALID;
+  if (stats)
+    *stats = st;
+  if (rc) {
+    for (uint32_t t = 0; t < n_tensors; t++)
+      tensor_kernel(acc, t, &tensors[t], ws, 1, NULL, NULL);
+    return rc;
+  }
+  acc->count++;
+  acc->weight += weight;
+  return STOREFL_OK;
+}
+
+int storefl_accum_sub(storefl_accum *acc, const storefl_tensor *tensors, uint32_t n_tensors,
+                      uint64_t weight) {
+  if (!acc || acc->count == 0 || acc->weight < weight || weight == 0 || weight > ACC_MAX_WEIGHT ||
+      storefl_accum_match(acc, tensors, n_tensors) != STOREFL_OK)
+    return STOREFL_ERR_INVALID;
+  double ws = ldexp((double)weight, acc->scale_bits);
+  for (uint32_t t = 0; t < n_tensors; t++)
+    tensor_kernel(acc, t, &tensors[t], ws, 1, NULL, NULL);
+  acc->count--;
+  acc->weight -= weight;
+  return STOREFL_OK;
+}
+
 int storefl_accum_add(storefl_accum *acc, const storefl_tensor *tensors, uint32_t n_tensors,
                       uint64_t weight) {
   storefl_accum_stats st;
@@ -427,28 +616,8 @@ int storefl_accum_add_checked(storefl_accum *acc, const storefl_tensor *tensors,
   if (acc->count >= acc->max_updates)
     return STOREFL_ERR_UNAVAILABLE;
   double ws = ldexp((double)weight, acc->scale_bits);
-  for (uint32_t t = 0; t < n_tensors; t++) {
-    const storefl_tensor *u = &tensors[t];
-    int64_t *s = acc->sums + acc->offset[t];
-    size_t n = acc->numel[t];
-#ifdef ACC_HAVE_AVX2
-    if (use_avx2()) {
-      if (u->dtype == STOREFL_DTYPE_F32)
-        add_f32_avx2(s, u->data, n, ws);
-      else if (u->dtype == STOREFL_DTYPE_F16)
-        add_f16_avx2(s, u->data, n, ws);
-      else
-        add_i8_avx2(s, u->data, n, ws, u->scale);
-      continue;
-    }
-#endif
-    if (u->dtype == STOREFL_DTYPE_F32)
-      add_f32(s, u->data, n, ws);
-    else if (u->dtype == STOREFL_DTYPE_F16)
-      add_f16(s, u->data, n, ws);
-    else
-      add_i8(s, u->data, n, ws, u->scale);
-  }
+  for (uint32_t t = 0; t < n_tensors; t++)
+    tensor_kernel(acc, t, &tensors[t], ws, 0, NULL, NULL);
   acc->count++;
   acc->weight += weight;
   return STOREFL_OK;

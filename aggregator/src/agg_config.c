@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "storefl/codec.h"
+#include "storefl/dp.h"
 #include "storefl/error.h"
+#include "storefl/model.h"
 
 void storefl_agg_config_defaults(storefl_agg_config *c) {
   memset(c, 0, sizeof *c);
@@ -145,6 +147,12 @@ static int handler(void *user, const char *section, const char *name, const char
     bad = parse_u64(value, &c->init_seed);
   else if (KEY("model", "init_scale"))
     bad = parse_double(value, &c->init_scale);
+  else if (KEY("model", "buckets"))
+    bad = parse_u32(value, &c->model_buckets);
+  else if (KEY("model", "dim"))
+    bad = parse_u32(value, &c->model_dim);
+  else if (KEY("model", "hidden"))
+    bad = parse_u32(value, &c->model_hidden);
   else if (KEY("round", "min_participants"))
     bad = parse_u32(value, &c->min_participants);
   else if (KEY("round", "target_participants"))
@@ -192,6 +200,12 @@ static int handler(void *user, const char *section, const char *name, const char
     bad = parse_double(value, &c->delta);
   else if (KEY("privacy", "clip_tolerance"))
     bad = parse_double(value, &c->clip_tolerance);
+  else if (KEY("privacy", "signing_key")) {
+    bad = strlen(value) >= sizeof c->signing_key;
+    if (!bad)
+      snprintf(c->signing_key, sizeof c->signing_key, "%s", value);
+  } else if (KEY("privacy", "epsilon_cap"))
+    bad = parse_double(value, &c->epsilon_cap);
   else if (KEY("aggregation", "weight_cap"))
     bad = parse_u64(value, &c->weight_cap);
   else if (KEY("aggregation", "scale_bits")) {
@@ -247,7 +261,50 @@ static int finish(parse_ctx *pc, int rc) {
     set_err(pc->err, pc->errlen, "line %d: syntax error", rc);
     return STOREFL_ERR_INVALID;
   }
-  return storefl_agg_config_validate(pc->cfg, pc->err, pc->errlen);
+  int vrc = storefl_agg_config_resolve_model(pc->cfg, pc->err, pc->errlen);
+  return vrc ? vrc : storefl_agg_config_validate(pc->cfg, pc->err, pc->errlen);
+}
+
+int storefl_agg_config_resolve_model(storefl_agg_config *c, char *err, size_t errlen) {
+  if (c->n_tensors > 0 && !c->init_from_model)
+    return STOREFL_OK; /* explicit spec */
+  if (strcmp(c->arch, STOREFL_MODEL_ARCH) != 0) {
+    set_err(err, errlen, "[model] arch %s has no built-in definition: give its 'tensor = name:DIMxDIM' lines",
+            c->arch);
+    return STOREFL_ERR_INVALID;
+  }
+  storefl_model_config mc;
+  storefl_model_config_default(&mc);
+  if (c->model_buckets)
+    mc.buckets = c->model_buckets;
+  if (c->model_dim)
+    mc.dim = c->model_dim;
+  if (c->model_hidden)
+    mc.hidden = c->model_hidden;
+  if (storefl_model_config_check(&mc) != STOREFL_OK) {
+    set_err(err, errlen, "[model] buckets/dim/hidden out of range (buckets a power of two in [16, 2^24])");
+    return STOREFL_ERR_INVALID;
+  }
+  storefl_model *m = NULL;
+  int rc = storefl_model_create(&mc, &m);
+  if (rc) {
+    set_err(err, errlen, "[model] cannot create the %s model", c->arch);
+    return rc;
+  }
+  c->n_tensors = STOREFL_MODEL_NPARAMS;
+  for (uint32_t i = 0; i < STOREFL_MODEL_NPARAMS; i++) {
+    memset(&c->tensors[i], 0, sizeof c->tensors[i]);
+    snprintf(c->tensors[i].name, sizeof c->tensors[i].name, "%s", m->params[i].name);
+    c->tensors[i].ndim = m->params[i].ndim;
+    for (uint32_t d = 0; d < m->params[i].ndim; d++)
+      c->tensors[i].shape[d] = m->params[i].shape[d];
+  }
+  c->model_buckets = mc.buckets;
+  c->model_dim = mc.dim;
+  c->model_hidden = mc.hidden;
+  c->init_from_model = 1;
+  storefl_model_free(m);
+  return STOREFL_OK;
 }
 
 int storefl_agg_config_load(const char *path, storefl_agg_config *cfg, char *err, size_t errlen) {
@@ -261,6 +318,27 @@ int storefl_agg_config_load(const char *path, storefl_agg_config *cfg, char *err
 int storefl_agg_config_load_string(const char *text, storefl_agg_config *cfg, char *err, size_t errlen) {
   parse_ctx pc = {cfg, err, errlen, 0};
   return finish(&pc, ini_parse_string(text, handler, &pc));
+}
+
+int storefl_agg_config_round_params(const storefl_agg_config *c, char *buf, size_t cap) {
+  int n = snprintf(
+      buf, cap,
+      "[round]\nmin_participants = %u\ntarget_participants = %u\nmax_participants = %u\nduration_s = %.17g\n"
+      "participation_q = %.17g\non_short = %s\nmax_extensions = %u\nlocal_steps = %u\nlocal_lr = %.17g\n"
+      "upload_dtype = %s\nmax_upload_bytes = %llu\n"
+      "[privacy]\nmode = %s\nclip_norm = %.17g\nnoise_multiplier = %.17g\ndelta = %.17g\nclip_tolerance = "
+      "%.17g\n"
+      "[aggregation]\nweight_cap = %llu\nscale_bits = %d\noptimizer = %s\nserver_lr = %.17g\n"
+      "adam_beta1 = %.17g\nadam_beta2 = %.17g\nadam_tau = %.17g\n",
+      c->min_participants, c->target_participants, c->max_participants, (double)c->duration_ms / 1000.0,
+      c->participation_q, c->on_short == STOREFL_AGG_ABANDON ? "abandon" : "extend", c->max_extensions,
+      c->local_steps, c->local_lr,
+      storefl_dtype_name(c->upload_dtype) ? storefl_dtype_name(c->upload_dtype) : "?",
+      (unsigned long long)c->max_upload_bytes, c->mode == STOREFL_PRIVACY_CENTRAL ? "central" : "local",
+      c->clip_norm, c->noise_multiplier, c->delta, c->clip_tolerance, (unsigned long long)c->weight_cap,
+      c->scale_bits, c->optimizer == STOREFL_AGG_FEDADAM ? "fedadam" : "fedavg", c->server_lr, c->adam_beta1,
+      c->adam_beta2, c->adam_tau);
+  return n < 0 || (size_t)n >= cap ? STOREFL_ERR_TOO_LARGE : STOREFL_OK;
 }
 
 double storefl_agg_config_norm_bound(const storefl_agg_config *c, uint64_t d) {
@@ -277,7 +355,8 @@ int storefl_agg_config_validate(const storefl_agg_config *c, char *err, size_t e
     return STOREFL_ERR_INVALID;                                                                              \
   } while (0)
   if (c->n_tensors == 0)
-    FAIL("[model] needs at least one 'tensor = name:DIMxDIM' line");
+    FAIL("[model] needs 'tensor = name:DIMxDIM' lines, or arch = %s for the built-in model",
+         STOREFL_MODEL_ARCH);
   uint64_t d = 0;
   for (uint32_t i = 0; i < c->n_tensors; i++) {
     uint64_t n;
@@ -312,6 +391,10 @@ int storefl_agg_config_validate(const storefl_agg_config *c, char *err, size_t e
     FAIL("[privacy] noise_multiplier must be >= 0");
   if (!(c->delta > 0 && c->delta < 1))
     FAIL("[privacy] delta must be in (0, 1)");
+  if (!(c->epsilon_cap >= 0))
+    FAIL("[privacy] epsilon_cap must be >= 0 (0 = no cap)");
+  if (c->epsilon_cap > 0 && !c->signing_key[0])
+    FAIL("[privacy] epsilon_cap needs the ledger: set signing_key");
   if (!(c->clip_tolerance >= 0 && c->clip_tolerance <= 1))
     FAIL("[privacy] clip_tolerance must be in [0, 1]");
   if (c->weight_cap < 1 || c->weight_cap > ((uint64_t)1 << 20))
@@ -334,6 +417,16 @@ int storefl_agg_config_validate(const storefl_agg_config *c, char *err, size_t e
          "accumulator range %lld; lower scale_bits or weight_cap",
          c->scale_bits, storefl_agg_config_norm_bound(c, d), (unsigned long long)c->weight_cap, c->scale_bits,
          (long long)lim);
+  if (c->mode == STOREFL_PRIVACY_CENTRAL && c->noise_multiplier > 0) {
+    /* Central noise: sigma times the sensitivity of the integer weighted sum (see agg_service.h). */
+    double sd = c->noise_multiplier *
+                (ldexp(c->clip_norm * (1.0 + c->clip_tolerance) * (double)c->weight_cap, c->scale_bits) +
+                 0.5 * sqrt((double)d));
+    if (!(sd >= STOREFL_DGAUSS_MIN_SIGMA && sd <= STOREFL_DGAUSS_MAX_SIGMA))
+      FAIL("[privacy] central noise of %.6g grid units is outside the sampler's range [2^-8, 2^48]; adjust "
+           "[aggregation] scale_bits",
+           sd);
+  }
   return STOREFL_OK;
 #undef FAIL
 }

@@ -16,7 +16,8 @@ static const char *const SCHEMA =
     " params BLOB NOT NULL, adam_m BLOB, adam_v BLOB, created_ms INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS rounds(round INTEGER PRIMARY KEY, state INTEGER NOT NULL,"
     " model_version INTEGER NOT NULL, opened_ms INTEGER NOT NULL, deadline_ms INTEGER NOT NULL,"
-    " extensions INTEGER NOT NULL, closed_ms INTEGER NOT NULL, participants INTEGER NOT NULL);"
+    " extensions INTEGER NOT NULL, closed_ms INTEGER NOT NULL, participants INTEGER NOT NULL,"
+    " params TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS updates(round INTEGER NOT NULL, store_id TEXT NOT NULL, seq INTEGER NOT NULL,"
     " weight INTEGER NOT NULL, digest BLOB NOT NULL, accepted_ms INTEGER NOT NULL,"
     " participants_so_far INTEGER NOT NULL, body BLOB, PRIMARY KEY(round, store_id));";
@@ -90,7 +91,10 @@ int agg_db_meta_get(sqlite3 *db, const char *key, char *buf, size_t cap) {
   int rc = prep(db, "SELECT value FROM meta WHERE key=?", &st);
   if (rc)
     return rc;
-  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+  if (sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC) != SQLITE_OK) {
+    sqlite3_finalize(st);
+    return fail(db, "bind");
+  }
   int s = sqlite3_step(st);
   if (s == SQLITE_ROW) {
     const char *v = (const char *)sqlite3_column_text(st, 0);
@@ -220,12 +224,12 @@ int agg_db_latest_round(sqlite3 *db, agg_round_row *r) {
   return rc;
 }
 
-int agg_db_put_round(sqlite3 *db, const agg_round_row *r) {
+int agg_db_put_round(sqlite3 *db, const agg_round_row *r, const char *params) {
   sqlite3_stmt *st;
   int rc =
       prep(db,
            "INSERT OR REPLACE INTO rounds(round, state, model_version, opened_ms, deadline_ms, extensions,"
-           " closed_ms, participants) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+           " closed_ms, participants, params) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
            &st);
   if (rc)
     return rc;
@@ -244,7 +248,32 @@ int agg_db_put_round(sqlite3 *db, const agg_round_row *r) {
     b = sqlite3_bind_int64(st, 7, r->closed_ms);
   if (b == SQLITE_OK)
     b = sqlite3_bind_int64(st, 8, r->participants);
+  if (b == SQLITE_OK)
+    b = sqlite3_bind_text(st, 9, params, -1, SQLITE_STATIC);
   return run(db, st, b);
+}
+
+int agg_db_round_params(sqlite3 *db, uint64_t round, char *buf, size_t cap) {
+  sqlite3_stmt *st;
+  int rc = prep(db, "SELECT params FROM rounds WHERE round=?", &st);
+  if (rc)
+    return rc;
+  if (sqlite3_bind_int64(st, 1, (sqlite3_int64)round) != SQLITE_OK) {
+    sqlite3_finalize(st);
+    return fail(db, "bind");
+  }
+  int s = sqlite3_step(st);
+  if (s == SQLITE_ROW) {
+    const char *v = (const char *)sqlite3_column_text(st, 0);
+    size_t n = (size_t)sqlite3_column_bytes(st, 0);
+    if (!v || n >= cap)
+      rc = STOREFL_ERR_IO;
+    else
+      memcpy(buf, v, n + 1);
+  } else
+    rc = s == SQLITE_DONE ? STOREFL_ERR_NOT_FOUND : fail(db, "rounds");
+  sqlite3_finalize(st);
+  return rc;
 }
 
 static int row_to_receipt(sqlite3_stmt *st, agg_receipt_row *r) {
@@ -268,8 +297,11 @@ int agg_db_find_receipt(sqlite3 *db, uint64_t round, const char *store_id, agg_r
   int rc = prep(db, "SELECT " RECEIPT_COLS " FROM updates WHERE round=? AND store_id=?", &st);
   if (rc)
     return rc;
-  sqlite3_bind_int64(st, 1, (sqlite3_int64)round);
-  sqlite3_bind_text(st, 2, store_id, -1, SQLITE_STATIC);
+  if (sqlite3_bind_int64(st, 1, (sqlite3_int64)round) != SQLITE_OK ||
+      sqlite3_bind_text(st, 2, store_id, -1, SQLITE_STATIC) != SQLITE_OK) {
+    sqlite3_finalize(st);
+    return fail(db, "bind");
+  }
   int s = sqlite3_step(st);
   if (s == SQLITE_ROW)
     rc = row_to_receipt(st, out);
@@ -314,7 +346,10 @@ int agg_db_for_each_body(sqlite3 *db, uint64_t round,
       db, "SELECT " RECEIPT_COLS ", body FROM updates WHERE round=? AND body IS NOT NULL ORDER BY seq", &st);
   if (rc)
     return rc;
-  sqlite3_bind_int64(st, 1, (sqlite3_int64)round);
+  if (sqlite3_bind_int64(st, 1, (sqlite3_int64)round) != SQLITE_OK) {
+    sqlite3_finalize(st);
+    return fail(db, "bind");
+  }
   int s;
   while ((s = sqlite3_step(st)) == SQLITE_ROW) {
     agg_receipt_row r;
@@ -345,7 +380,10 @@ int agg_db_participants(sqlite3 *db, uint64_t round, char (*ids)[STOREFL_MAX_ID_
   int rc = prep(db, "SELECT store_id FROM updates WHERE round=? ORDER BY store_id COLLATE BINARY", &st);
   if (rc)
     return rc;
-  sqlite3_bind_int64(st, 1, (sqlite3_int64)round);
+  if (sqlite3_bind_int64(st, 1, (sqlite3_int64)round) != SQLITE_OK) {
+    sqlite3_finalize(st);
+    return fail(db, "bind");
+  }
   uint32_t k = 0;
   int s;
   while ((s = sqlite3_step(st)) == SQLITE_ROW) {

@@ -3,7 +3,7 @@
  * (WAL, synchronous=FULL, so a commit returns only once the WAL is fsync'd).
  *
  * Schema: models(version, digest, arch, params, adam_m, adam_v, created_ms) - float32 blobs;
- * rounds(round, state, model_version, opened_ms, deadline_ms, extensions, closed_ms, participants);
+ * rounds(round, state, model_version, opened_ms, deadline_ms, extensions, closed_ms, participants, params);
  * updates(round, store_id, seq, weight, digest, accepted_ms, participants_so_far, body) - body is the
  * update as received, kept only while its round is open (replayed after a crash), set NULL when the
  * round ends; the row stays as the receipt for idempotent retries.
@@ -56,7 +56,9 @@ int agg_db_insert_model(sqlite3 *db, uint64_t version, const uint8_t digest[STOR
 int agg_db_prune_models(sqlite3 *db, uint64_t keep_from);
 
 int agg_db_latest_round(sqlite3 *db, agg_round_row *out);
-int agg_db_put_round(sqlite3 *db, const agg_round_row *r); /* insert or replace */
+/* Insert or replace; params: the round's parameters as INI text (storefl_agg_config_round_params). */
+int agg_db_put_round(sqlite3 *db, const agg_round_row *r, const char *params);
+int agg_db_round_params(sqlite3 *db, uint64_t round, char *buf, size_t cap);
 
 int agg_db_find_receipt(sqlite3 *db, uint64_t round, const char *store_id, agg_receipt_row *out);
 int agg_db_insert_update(sqlite3 *db, const agg_receipt_row *r, const uint8_t *body, size_t len);

@@ -13,8 +13,12 @@
 #include "agg_db.h"
 #include "storefl/accum.h"
 #include "storefl/codec.h"
+#include "storefl/dp.h"
 #include "storefl/error.h"
+#include "storefl/ledger.h"
 #include "storefl/log.h"
+#include "storefl/model.h"
+#include "storefl/rng.h"
 
 #define COMP "aggregator"
 
@@ -50,11 +54,21 @@ struct storefl_agg {
   /* current model */
   uint64_t model_version;
   uint8_t digest[STOREFL_DIGEST_LEN];
-  float *params, *adam_m, *adam_v; /* adam_* only with FedAdam */
+  float *params, *adam_m, *adam_v; /* FedAdam moments (zero until the first FedAdam step) */
   agg_blob *model_body;
   /* current round */
   agg_round_row round;
-  int idle; /* campaign over: no open round */
+  int idle;         /* campaign over: no open round */
+  storefl_rng *rng; /* built-in central noise (CTR_DRBG), created at the first noisy close */
+  /* cfg holds the current round's parameters (those it opened with, restored from its row after a
+   * restart); file_cfg the configuration given to storefl_agg_open, applied from the next round. */
+  storefl_agg_config file_cfg;
+  char round_params[4096];
+  int acc_scale_bits;
+  uint32_t acc_max;
+  /* Built-in privacy (privacy module) when the caller gives no hook: the signed ledger appended in the
+   * closing transaction ([privacy] signing_key) and the per-store budget check ([privacy] epsilon_cap). */
+  storefl_signer *signer;
 };
 
 static int64_t now_ms(storefl_agg *a) {
@@ -172,21 +186,52 @@ static int replay_one(void *ctx, const agg_receipt_row *r, const uint8_t *body, 
   return rc ? STOREFL_ERR_IO : STOREFL_OK;
 }
 
+/* An accumulator for c's grid and participant cap: NULL in *out if the current one already fits. */
+static int accum_for(storefl_agg *a, const storefl_agg_config *c, storefl_accum **out) {
+  *out = NULL;
+  if (a->acc && a->acc_scale_bits == c->scale_bits && a->acc_max == c->max_participants)
+    return STOREFL_OK;
+  return storefl_accum_create(c->tensors, c->n_tensors, c->scale_bits, c->max_participants, out);
+}
+
+static void accum_install(storefl_agg *a, storefl_accum *fresh) {
+  if (fresh) {
+    storefl_accum_free(a->acc);
+    a->acc = fresh;
+    a->acc_scale_bits = a->cfg.scale_bits;
+    a->acc_max = a->cfg.max_participants;
+  } else
+    storefl_accum_reset(a->acc);
+}
+
+/* Writes the row of a new open round with the configuration file's parameters (inside the caller's
+ * transaction); the caller switches a->cfg to file_cfg once committed. */
+static int put_new_round(storefl_agg *a, uint64_t round, uint64_t version, int64_t now, agg_round_row *row,
+                         char *params, size_t cap) {
+  memset(row, 0, sizeof *row);
+  row->round = round;
+  row->state = STOREFL_ROUND_OPEN;
+  row->model_version = version;
+  row->opened_ms = now;
+  row->deadline_ms = now + a->file_cfg.duration_ms;
+  int rc = storefl_agg_config_round_params(&a->file_cfg, params, cap);
+  return rc ? rc : agg_db_put_round(a->db, row, params);
+}
+
 static int open_round_row(storefl_agg *a, uint64_t round, uint64_t version, int64_t now) {
-  agg_round_row r = {0};
-  r.round = round;
-  r.state = STOREFL_ROUND_OPEN;
-  r.model_version = version;
-  r.opened_ms = now;
-  r.deadline_ms = now + a->cfg.duration_ms;
-  int rc = agg_db_put_round(a->db, &r);
-  if (!rc)
+  agg_round_row r;
+  char params[sizeof a->round_params];
+  int rc = put_new_round(a, round, version, now, &r, params, sizeof params);
+  if (!rc) {
     a->round = r;
+    a->cfg = a->file_cfg;
+    memcpy(a->round_params, params, sizeof params);
+  }
   return rc;
 }
 
 static int campaign_over(const storefl_agg *a, uint64_t last_round) {
-  return a->cfg.total_rounds != 0 && last_round >= a->cfg.total_rounds;
+  return a->file_cfg.total_rounds != 0 && last_round >= a->file_cfg.total_rounds;
 }
 
 static int restore(storefl_agg *a) {
@@ -202,7 +247,20 @@ static int restore(storefl_agg *a) {
   rc = agg_db_latest_model(a->db, a->numel, &a->model_version, a->digest, a->params, a->adam_m, a->adam_v);
   if (rc == STOREFL_ERR_NOT_FOUND) {
     /* First start: model version 1 and round 1, created together. */
-    init_params(a->params, a->numel, a->cfg.init_seed, a->cfg.init_scale);
+    if (a->cfg.init_from_model) {
+      storefl_model_config mc = {a->cfg.model_buckets, a->cfg.model_dim, a->cfg.model_hidden};
+      storefl_model *m = NULL;
+      if ((rc = storefl_model_create(&mc, &m)))
+        return rc;
+      storefl_model_init(m, a->cfg.init_seed);
+      if (m->numel != a->numel) {
+        storefl_model_free(m);
+        return STOREFL_ERR_INTERNAL;
+      }
+      memcpy(a->params, m->block, a->numel * sizeof *a->params);
+      storefl_model_free(m);
+    } else
+      init_params(a->params, a->numel, a->cfg.init_seed, a->cfg.init_scale);
     a->model_version = 1;
     rc = compute_digest(a, a->params, a->digest);
     if (rc)
@@ -221,8 +279,10 @@ static int restore(storefl_agg *a) {
       agg_db_rollback(a->db);
       return rc;
     }
-    SFL_INFO(COMP, "created initial model version 1 (%zu parameters, seed %llu)", a->numel,
-             (unsigned long long)a->cfg.init_seed);
+    SFL_INFO(COMP, "created initial model version 1 (%s, %zu parameters, seed %llu, %s)", a->cfg.arch,
+             a->numel, (unsigned long long)a->cfg.init_seed,
+             a->cfg.init_from_model ? "model module initializer"
+                                    : "uniform init from the config's tensor spec");
     SFL_INFO(COMP, "round 1 opened on model 1, deadline in %lld ms", (long long)a->cfg.duration_ms);
     return STOREFL_OK;
   }
@@ -246,6 +306,27 @@ static int restore(storefl_agg *a) {
                 (unsigned long long)a->model_version);
       return STOREFL_ERR_IO;
     }
+    /* The round finishes with the parameters it opened with, whatever the file says now. */
+    rc = agg_db_round_params(a->db, a->round.round, a->round_params, sizeof a->round_params);
+    if (rc)
+      return rc == STOREFL_ERR_NOT_FOUND ? STOREFL_ERR_IO : rc;
+    storefl_agg_config rc_cfg = a->file_cfg;
+    char err[256] = "";
+    if (storefl_agg_config_load_string(a->round_params, &rc_cfg, err, sizeof err) != STOREFL_OK) {
+      SFL_ERROR(COMP, "round %llu: stored parameters unreadable: %s", (unsigned long long)a->round.round,
+                err);
+      return STOREFL_ERR_IO;
+    }
+    char now_params[sizeof a->round_params];
+    if (storefl_agg_config_round_params(&a->file_cfg, now_params, sizeof now_params) == STOREFL_OK &&
+        strcmp(now_params, a->round_params) != 0)
+      SFL_WARN(COMP, "round %llu keeps the parameters it opened with; the edited ones apply from round %llu",
+               (unsigned long long)a->round.round, (unsigned long long)a->round.round + 1);
+    a->cfg = rc_cfg;
+    storefl_accum *fresh;
+    if ((rc = accum_for(a, &a->cfg, &fresh)))
+      return rc;
+    accum_install(a, fresh);
     rc = agg_db_for_each_body(a->db, a->round.round, replay_one, a);
     if (rc)
       return rc;
@@ -272,19 +353,18 @@ int storefl_agg_open(const storefl_agg_config *cfg, const storefl_agg_options *o
   char err[512];
   if (!cfg || !out)
     return STOREFL_ERR_INVALID;
-  if (storefl_agg_config_validate(cfg, err, sizeof err)) {
+  storefl_agg_config resolved = *cfg;
+  if (storefl_agg_config_resolve_model(&resolved, err, sizeof err) ||
+      storefl_agg_config_validate(&resolved, err, sizeof err)) {
     SFL_ERROR(COMP, "config: %s", err);
-    return STOREFL_ERR_INVALID;
-  }
-  if (cfg->mode == STOREFL_PRIVACY_CENTRAL && cfg->noise_multiplier > 0 &&
-      !(opt && opt->privacy && opt->privacy->add_central_noise)) {
-    SFL_ERROR(COMP, "central privacy mode with noise_multiplier > 0 needs a noise source (privacy module)");
     return STOREFL_ERR_INVALID;
   }
   storefl_agg *a = calloc(1, sizeof *a);
   if (!a)
     return STOREFL_ERR_NOMEM;
-  a->cfg = *cfg;
+  a->cfg = resolved;
+  a->file_cfg = resolved;
+  cfg = &a->cfg;
   if (opt) {
     a->opt = *opt;
     if (opt->privacy)
@@ -298,17 +378,28 @@ int storefl_agg_open(const storefl_agg_config *cfg, const storefl_agg_options *o
   int rc =
       storefl_accum_create(cfg->tensors, cfg->n_tensors, cfg->scale_bits, cfg->max_participants, &a->acc);
   if (!rc) {
+    a->acc_scale_bits = cfg->scale_bits;
+    a->acc_max = cfg->max_participants;
     a->numel = storefl_accum_numel(a->acc);
     a->params = malloc(a->numel * sizeof(float));
-    if (cfg->optimizer == STOREFL_AGG_FEDADAM) {
-      a->adam_m = calloc(a->numel, sizeof(float));
-      a->adam_v = calloc(a->numel, sizeof(float));
-    }
-    if (!a->params || (cfg->optimizer == STOREFL_AGG_FEDADAM && (!a->adam_m || !a->adam_v)))
+    a->adam_m = calloc(a->numel, sizeof(float));
+    a->adam_v = calloc(a->numel, sizeof(float));
+    if (!a->params || !a->adam_m || !a->adam_v)
       rc = STOREFL_ERR_NOMEM;
   }
   if (!rc)
     rc = agg_db_open(cfg->db_path, &a->db);
+  if (!rc && cfg->signing_key[0] && !a->priv.on_round_closed) {
+    int created = 0;
+    rc = storefl_signer_open(cfg->signing_key, &a->signer, &created);
+    if (rc)
+      SFL_ERROR(COMP, "ledger signing key %s: %s", cfg->signing_key, storefl_strerror(rc));
+    else if (created)
+      SFL_WARN(COMP, "created the ledger signing key %s (publish its public key: audit pubkey)",
+               cfg->signing_key);
+    if (!rc)
+      rc = storefl_ledger_init_schema(a->db);
+  }
   if (!rc)
     rc = restore(a);
   if (!rc)
@@ -325,6 +416,8 @@ void storefl_agg_close(storefl_agg *a) {
   if (!a)
     return;
   agg_db_close(a->db);
+  storefl_signer_free(a->signer);
+  storefl_rng_free(a->rng);
   storefl_accum_free(a->acc);
   blob_unref(a->model_body);
   free(a->params);
@@ -429,9 +522,10 @@ static int respond_receipt(storefl_agg_response *resp, const agg_receipt_row *r,
 static int server_step(storefl_agg *a, const int64_t *sums, float **out_p, float **out_m, float **out_v) {
   size_t n = a->numel;
   float *p = malloc(n * sizeof *p);
-  float *m = a->adam_m ? malloc(n * sizeof *m) : NULL;
-  float *v = a->adam_v ? malloc(n * sizeof *v) : NULL;
-  if (!p || (a->adam_m && (!m || !v))) {
+  int adam = a->cfg.optimizer == STOREFL_AGG_FEDADAM;
+  float *m = adam ? malloc(n * sizeof *m) : NULL;
+  float *v = adam ? malloc(n * sizeof *v) : NULL;
+  if (!p || (adam && (!m || !v))) {
     free(p);
     free(m);
     free(v);
@@ -467,6 +561,15 @@ static int server_step(storefl_agg *a, const int64_t *sums, float **out_p, float
   return STOREFL_OK;
 }
 
+/* Standard deviation of the central noise in grid units: sigma times the L2 sensitivity of the
+ * integer weighted sum to one store, which is at most C(1+tol) * weight_cap * 2^S (the accepted norm
+ * bound) plus sqrt(d)/2 for the rounding of each coordinate to the grid. */
+static double central_stddev_grid(const storefl_agg_config *c, size_t d) {
+  double sens = ldexp(c->clip_norm * (1.0 + c->clip_tolerance) * (double)c->weight_cap, c->scale_bits) +
+                0.5 * sqrt((double)d);
+  return c->noise_multiplier * sens;
+}
+
 /* Ends the open round: closed (new model) or abandoned (nothing applied). Everything - new model,
  * round states, ledger entry, pruning - commits in one transaction or not at all. */
 static int end_round(storefl_agg *a, int close, int on_deadline) {
@@ -486,9 +589,16 @@ static int end_round(storefl_agg *a, int close, int on_deadline) {
       if (!noisy)
         return STOREFL_ERR_NOMEM;
       memcpy(noisy, sums, a->numel * sizeof *noisy);
-      double sd =
-          ldexp(a->cfg.noise_multiplier * a->cfg.clip_norm * (double)a->cfg.weight_cap, a->cfg.scale_bits);
-      rc = a->priv.add_central_noise(a->priv.ctx, noisy, a->numel, sd);
+      double sd = central_stddev_grid(&a->cfg, a->numel);
+      if (a->priv.add_central_noise)
+        rc = a->priv.add_central_noise(a->priv.ctx, noisy, a->numel, sd);
+      else {
+        /* Built-in: the privacy module's exact discrete Gaussian on a CTR_DRBG seeded from the OS. */
+        if (!a->rng)
+          rc = storefl_rng_create("storefl-aggregator central noise", &a->rng);
+        if (!rc)
+          rc = storefl_dp_central_noise_hook(a->rng, noisy, a->numel, sd);
+      }
       sums = noisy;
     }
     if (!rc)
@@ -498,8 +608,14 @@ static int end_round(storefl_agg *a, int close, int on_deadline) {
       rc = compute_digest(a, np, ndigest);
     nversion = a->model_version + 1;
   }
+  /* The next round runs with the configuration file's parameters; its accumulator is ready before the
+   * transaction so that nothing can fail after the commit. */
+  storefl_accum *fresh = NULL;
+  if (!rc && !campaign_over(a, a->round.round))
+    rc = accum_for(a, &a->file_cfg, &fresh);
   uint32_t nids = 0;
-  if (!rc && close && a->priv.on_round_closed) {
+  int ledger = close && (a->priv.on_round_closed || a->signer);
+  if (!rc && ledger) {
     ids = malloc((size_t)a->cfg.max_participants * sizeof *ids);
     strs = malloc((size_t)a->cfg.max_participants * sizeof *strs);
     rc = ids && strs ? STOREFL_OK : STOREFL_ERR_NOMEM;
@@ -512,14 +628,14 @@ static int end_round(storefl_agg *a, int close, int on_deadline) {
   done.state = close ? STOREFL_ROUND_CLOSED : STOREFL_ROUND_ABANDONED;
   done.closed_ms = now;
   done.participants = storefl_accum_count(a->acc);
-  rc = agg_db_put_round(a->db, &done);
+  rc = agg_db_put_round(a->db, &done, a->round_params);
   if (!rc && close)
     rc = agg_db_insert_model(a->db, nversion, ndigest, a->cfg.arch, np, nm, nv, a->numel, now);
   if (!rc)
     rc = agg_db_drop_bodies(a->db, done.round);
   if (!rc && close && nversion > a->cfg.keep_models)
     rc = agg_db_prune_models(a->db, nversion - a->cfg.keep_models + 1);
-  if (!rc && close && a->priv.on_round_closed) {
+  if (!rc && ledger) {
     rc = agg_db_participants(a->db, done.round, ids, a->cfg.max_participants, &nids);
     for (uint32_t i = 0; !rc && i < nids; i++) {
       strs[i].ptr = ids[i];
@@ -539,19 +655,34 @@ static int end_round(storefl_agg *a, int close, int on_deadline) {
       res.n_participants = nids;
       res.participants = strs;
       res.closed_on_deadline = on_deadline;
-      rc = a->priv.on_round_closed(a->priv.ctx, a->db, &res);
+      if (a->priv.on_round_closed)
+        rc = a->priv.on_round_closed(a->priv.ctx, a->db, &res);
+      else {
+        storefl_ledger_round lr = {0};
+        lr.round = res.round;
+        lr.mode = res.mode;
+        lr.participation_q = res.participation_q;
+        lr.closed_on_deadline = res.closed_on_deadline;
+        lr.noise_multiplier = res.noise_multiplier;
+        lr.clip_norm = res.clip_norm;
+        lr.delta = res.delta;
+        lr.closed_unix_ms = res.closed_unix_ms;
+        memcpy(lr.model_digest, res.model_digest, sizeof lr.model_digest);
+        lr.n_participants = res.n_participants;
+        lr.participants = res.participants;
+        uint64_t index = 0;
+        rc = storefl_ledger_append(a->db, a->signer, &lr, &index);
+        if (!rc)
+          SFL_INFO(COMP, "ledger entry %llu appended for round %llu", (unsigned long long)index,
+                   (unsigned long long)res.round);
+      }
     }
   }
   int idle = campaign_over(a, done.round);
   agg_round_row next = {0};
-  if (!rc && !idle) {
-    next.round = done.round + 1;
-    next.state = STOREFL_ROUND_OPEN;
-    next.model_version = nversion;
-    next.opened_ms = now;
-    next.deadline_ms = now + a->cfg.duration_ms;
-    rc = agg_db_put_round(a->db, &next);
-  }
+  char nparams[sizeof a->round_params];
+  if (!rc && !idle)
+    rc = put_new_round(a, done.round + 1, nversion, now, &next, nparams, sizeof nparams);
   if (!rc)
     rc = agg_db_commit(a->db);
   if (rc) {
@@ -572,11 +703,19 @@ static int end_round(storefl_agg *a, int close, int on_deadline) {
       t = a->adam_v;
       a->adam_v = nv;
       nv = t;
+    } else {
+      /* A FedAvg model is stored without moments, which a restart reads as zeros: match that. */
+      memset(a->adam_m, 0, a->numel * sizeof *a->adam_m);
+      memset(a->adam_v, 0, a->numel * sizeof *a->adam_v);
     }
     a->model_version = nversion;
     memcpy(a->digest, ndigest, sizeof ndigest);
-    if (rebuild_model_body(a) != STOREFL_OK)
-      SFL_ERROR(COMP, "cannot encode model %llu for serving", (unsigned long long)nversion);
+    if (rebuild_model_body(a) != STOREFL_OK) {
+      /* Never serve the old body under the new ETag: GET /v1/model retries the encoding. */
+      blob_unref(a->model_body);
+      a->model_body = NULL;
+      SFL_ERROR(COMP, "cannot encode model %llu for serving yet", (unsigned long long)nversion);
+    }
     char hex[17];
     for (int i = 0; i < 8; i++)
       snprintf(hex + 2 * i, 3, "%02x", ndigest[i]);
@@ -587,18 +726,24 @@ static int end_round(storefl_agg *a, int close, int on_deadline) {
   } else
     SFL_WARN(COMP, "round %llu abandoned with %u participants (minimum %u): nothing applied",
              (unsigned long long)done.round, done.participants, a->cfg.min_participants);
-  storefl_accum_reset(a->acc);
   if (idle) {
+    storefl_accum_reset(a->acc);
     a->round = done;
     a->idle = 1;
     SFL_INFO(COMP, "campaign finished after round %llu: idle", (unsigned long long)done.round);
   } else {
     a->round = next;
+    a->cfg = a->file_cfg;
+    memcpy(a->round_params, nparams, sizeof nparams);
+    accum_install(a, fresh);
+    fresh = NULL;
     SFL_INFO(COMP, "round %llu opened on model %llu, deadline in %lld ms", (unsigned long long)next.round,
              (unsigned long long)nversion, (long long)a->cfg.duration_ms);
   }
-  notify(a, STOREFL_AGG_CHANGED_ROUND | (close ? STOREFL_AGG_CHANGED_MODEL : 0u));
+  notify(a,
+         STOREFL_AGG_CHANGED_ROUND | STOREFL_AGG_CHANGED_STATUS | (close ? STOREFL_AGG_CHANGED_MODEL : 0u));
 out:
+  storefl_accum_free(fresh);
   free(np);
   free(nm);
   free(nv);
@@ -619,12 +764,12 @@ static void check_deadline(storefl_agg *a) {
     agg_round_row r = a->round;
     r.extensions++;
     r.deadline_ms = now_ms(a) + a->cfg.duration_ms;
-    if (agg_db_put_round(a->db, &r) == STOREFL_OK) {
+    if (agg_db_put_round(a->db, &r, a->round_params) == STOREFL_OK) {
       a->round = r;
       SFL_WARN(COMP, "round %llu extended (%u/%u) with %u of %u minimum participants",
                (unsigned long long)r.round, r.extensions, a->cfg.max_extensions, storefl_accum_count(a->acc),
                a->cfg.min_participants);
-      notify(a, STOREFL_AGG_CHANGED_ROUND);
+      notify(a, STOREFL_AGG_CHANGED_ROUND | STOREFL_AGG_CHANGED_STATUS);
     }
     return;
   }
@@ -699,6 +844,9 @@ static int handle_update_locked(storefl_agg *a, const char *identity, int conten
              (unsigned long long)u->round, (unsigned long long)a->round.round, a->idle ? " (idle)" : "");
     return reject(resp, identity, STOREFL_ERR_CONFLICT, "wrong_round", detail, 0);
   }
+  if (now_ms(a) >= a->round.deadline_ms) /* its close failed and is being retried: not part of it */
+    return reject(resp, identity, STOREFL_ERR_UNAVAILABLE, "round_closing", "the round is past its deadline",
+                  1);
   if (u->base_model_version != a->model_version) {
     snprintf(detail, sizeof detail, "based on model %llu, round is on model %llu",
              (unsigned long long)u->base_model_version, (unsigned long long)a->model_version);
@@ -707,22 +855,24 @@ static int handle_update_locked(storefl_agg *a, const char *identity, int conten
   if (u->mode != a->cfg.mode)
     return reject(resp, identity, STOREFL_ERR_INVALID, "wrong_privacy_mode",
                   "privacy mode differs from the round's", 0);
+  if (!(u->clip_norm <= a->cfg.clip_norm * (1.0 + a->cfg.clip_tolerance))) {
+    snprintf(detail, sizeof detail, "clipped to %.6g, the round's bound is %.6g", u->clip_norm,
+             a->cfg.clip_norm);
+    return reject(resp, identity, STOREFL_ERR_INVALID, "clip_norm_mismatch", detail, 0);
+  }
+  /* In local mode the privacy guarantee is the agent's own noise: less than the round asks is refused. */
+  if (a->cfg.mode == STOREFL_PRIVACY_LOCAL && !(u->noise_multiplier >= a->cfg.noise_multiplier)) {
+    snprintf(detail, sizeof detail, "noise multiplier %.6g below the round's %.6g", u->noise_multiplier,
+             a->cfg.noise_multiplier);
+    return reject(resp, identity, STOREFL_ERR_INVALID, "insufficient_noise", detail, 0);
+  }
   if (u->num_examples == 0)
     return reject(resp, identity, STOREFL_ERR_INVALID, "no_examples", "num_examples is 0", 0);
-  storefl_accum_stats st;
-  rc = storefl_accum_check(a->acc, u->tensors, u->n_tensors, &st);
+  rc = storefl_accum_match(a->acc, u->tensors, u->n_tensors);
   if (rc)
     return reject(resp, identity, rc == STOREFL_ERR_NONFINITE ? STOREFL_ERR_INVALID : rc, check_reason(rc),
                   "tensors do not match the model", 0);
-  double bound = storefl_agg_config_norm_bound(&a->cfg, st.numel);
-  if (!(st.l2_norm <= bound)) {
-    snprintf(detail, sizeof detail, "L2 norm %.6g over the bound %.6g", st.l2_norm, bound);
-    return reject(resp, identity, STOREFL_ERR_INVALID, "norm_exceeds_clip", detail, 0);
-  }
   uint64_t w = u->num_examples < a->cfg.weight_cap ? u->num_examples : a->cfg.weight_cap;
-  if (storefl_accum_range_ok(a->acc, &st, w))
-    return reject(resp, identity, STOREFL_ERR_INVALID, "out_of_range", "values outside the accumulator range",
-                  0);
   if (storefl_accum_count(a->acc) >= a->cfg.max_participants) {
     int64_t left = (a->round.deadline_ms - now_ms(a)) / 1000 + 1;
     return reject(resp, identity, STOREFL_ERR_UNAVAILABLE, "round_full",
@@ -737,31 +887,61 @@ static int handle_update_locked(storefl_agg *a, const char *identity, int conten
                     "the store's privacy budget is spent", 0);
     if (rc)
       return reject(resp, identity, STOREFL_ERR_INTERNAL, "budget_check", storefl_strerror(rc), 0);
+  } else if (a->signer && a->file_cfg.epsilon_cap > 0) {
+    /* The cap is policy: the current file's value applies at once. A q < 1 round closes only at its
+     * deadline, which is what lets the ledger charge the amplified q (central mode). */
+    double eps_now = 0, eps_after = 0;
+    rc = storefl_ledger_budget_check(a->db, identity, a->cfg.mode, a->cfg.participation_q,
+                                     a->cfg.participation_q < 1.0, a->cfg.noise_multiplier, a->cfg.delta,
+                                     a->file_cfg.epsilon_cap, &eps_now, &eps_after);
+    if (rc == STOREFL_ERR_BUDGET) {
+      snprintf(detail, sizeof detail, "epsilon %.4g would become %.4g, over the cap %.4g", eps_now, eps_after,
+               a->file_cfg.epsilon_cap);
+      return reject(resp, identity, STOREFL_ERR_BUDGET, "budget_exceeded", detail, 0);
+    }
+    if (rc)
+      return reject(resp, identity, STOREFL_ERR_UNAVAILABLE, "budget_check", storefl_strerror(rc), 5);
   }
-  /* Durable first, then counted: the row commits (WAL fsync) before the accumulator changes and before
-   * the receipt leaves; a crash in between is healed by replaying the row on restart. */
+  /* Values: finite, L2 norm within the bound, contributions within range - measured while folding the
+   * update in (one read of it); a rejection takes it out again exactly, leaving the sums unchanged. */
+  storefl_accum_stats st;
+  double bound = storefl_agg_config_norm_bound(&a->cfg, storefl_accum_numel(a->acc));
+  rc = storefl_accum_add_measured(a->acc, u->tensors, u->n_tensors, w, bound, &st);
+  if (rc == STOREFL_ERR_NONFINITE)
+    return reject(resp, identity, STOREFL_ERR_INVALID, "non_finite", "a value is NaN or infinite", 0);
+  if (rc == STOREFL_ERR_INVALID && !(st.l2_norm <= bound)) {
+    snprintf(detail, sizeof detail, "L2 norm %.6g over the bound %.6g", st.l2_norm, bound);
+    return reject(resp, identity, STOREFL_ERR_INVALID, "norm_exceeds_clip", detail, 0);
+  }
+  if (rc == STOREFL_ERR_INVALID)
+    return reject(resp, identity, STOREFL_ERR_INVALID, "out_of_range", "values outside the accumulator range",
+                  0);
+  if (rc)
+    return reject(resp, identity, STOREFL_ERR_INTERNAL, "internal", storefl_strerror(rc), 0);
+  /* Durable before acknowledged: the row commits (WAL fsync) before the receipt leaves; if it cannot,
+   * the update is taken out of the sums again. A crash before the commit loses only an unacknowledged
+   * update; after it, the row is replayed on restart. */
   memset(&rec, 0, sizeof rec);
   rec.round = a->round.round;
   memcpy(rec.store_id, identity, strlen(identity) + 1);
-  if (mbedtls_sha256_ret(body, len, rec.digest, 0) != 0)
+  if (mbedtls_sha256_ret(body, len, rec.digest, 0) != 0) {
+    (void)storefl_accum_sub(a->acc, u->tensors, u->n_tensors, w);
     return reject(resp, identity, STOREFL_ERR_CRYPTO, "internal", "sha256 failed", 0);
+  }
   rec.accepted_ms = now_ms(a);
-  rec.participants_so_far = storefl_accum_count(a->acc) + 1;
+  rec.participants_so_far = storefl_accum_count(a->acc);
   rec.weight = w;
   rc = agg_db_insert_update(a->db, &rec, body, len);
-  if (rc)
-    return reject(resp, identity, STOREFL_ERR_UNAVAILABLE, "storage", "cannot persist the update", 5);
-  rc = storefl_accum_add_checked(a->acc, u->tensors, u->n_tensors, w, &st);
   if (rc) {
-    /* Cannot happen after the checks above; keep the database consistent with memory anyway. */
-    SFL_ERROR(COMP, "accumulator refused a checked update (%s)", storefl_strerror(rc));
-    return reject(resp, identity, STOREFL_ERR_INTERNAL, "internal", "accumulator error", 0);
+    if (storefl_accum_sub(a->acc, u->tensors, u->n_tensors, w) != STOREFL_OK)
+      SFL_ERROR(COMP, "cannot take back an unpersisted update: the round's sums are suspect");
+    return reject(resp, identity, STOREFL_ERR_UNAVAILABLE, "storage", "cannot persist the update", 5);
   }
   a->round.participants = storefl_accum_count(a->acc);
   SFL_INFO(COMP, "update accepted: store=%s round=%llu weight=%llu norm=%.4g participants=%u", identity,
            (unsigned long long)rec.round, (unsigned long long)w, st.l2_norm, rec.participants_so_far);
   respond_receipt(resp, &rec, 0);
-  notify(a, 0);
+  notify(a, STOREFL_AGG_CHANGED_STATUS);
   /* Amplification by sampling needs a fixed deadline: a q < 1 round never closes on a count. */
   if (a->cfg.participation_q >= 1.0 && storefl_accum_count(a->acc) >= a->cfg.target_participants)
     (void)end_round(a, 1, 0);
@@ -810,6 +990,8 @@ int storefl_agg_handle_model(storefl_agg *a, const uint8_t *if_etag, size_t if_e
                              storefl_agg_response *resp) {
   memset(resp, 0, sizeof *resp);
   pthread_mutex_lock(&a->mu);
+  if (!a->model_body && rebuild_model_body(a) != STOREFL_OK)
+    SFL_ERROR(COMP, "cannot encode model %llu for serving", (unsigned long long)a->model_version);
   agg_blob *b = a->model_body;
   if (b)
     atomic_fetch_add(&b->refs, 1);

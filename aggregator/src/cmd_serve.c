@@ -289,11 +289,9 @@ int storefl_cmd_serve(int argc, char **argv) {
   if (insecure) {
     fprintf(stderr,
             "\n"
-            "  ************************************************************************\n"
-            "  *  WARNING: --insecure-dev: plaintext CoAP, NO DTLS, NO AUTHENTICATION.  *\n"
-            "  *  Anyone who can reach %-40.40s   *\n"
-            "  *  can read the model and upload updates as any store. Development only. *\n"
-            "  ************************************************************************\n\n",
+            "  !!! WARNING: --insecure-dev: plaintext CoAP, NO DTLS, NO AUTHENTICATION !!!\n"
+            "  !!! Anyone who can reach %s can read the model and upload updates\n"
+            "  !!! as any store. Development only: never use it on a network.\n\n",
             sc.listen);
     SFL_WARN("serve", "INSECURE development mode: plaintext CoAP without authentication on %s", sc.listen);
   } else {

@@ -2,9 +2,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cmd_rounds.h"
+#include "cmd_serve.h"
 #include "storefl/buildinfo.h"
 #include "storefl/cli.h"
-#include "cmd_serve.h"
+
+#include "cmd_audit.h"
+#include "cmd_privacy.h"
 
 static const char *const PROGRAM = "storefl-aggregator";
 
@@ -18,6 +22,10 @@ static int cmd_version(int argc, char **argv) {
 static const storefl_command COMMANDS[] = {
     {"version", "print the versions of storefl and the libraries it runs on", cmd_version},
     {"serve", "run the federated rounds over CoAP + DTLS", storefl_cmd_serve},
+    {"rounds", "show the rounds and model versions of an aggregator database", storefl_cmd_rounds},
+    {"audit", "export (JSON, CSV, HTML) and verify the signed privacy ledger", storefl_cmd_audit},
+    {"privacy", "plan a campaign: epsilon for a noise level, or the noise for a target epsilon",
+     storefl_cmd_privacy},
     {NULL, NULL, NULL},
 };
 

@@ -18,10 +18,10 @@
 
 /* Opens a decode: body cap, map head. */
 static int dec_begin(cbor_rd *r, const uint8_t *buf, size_t len, size_t max_len, uint64_t *npairs) {
-  if (!buf && len)
-    return STOREFL_ERR_INVALID;
   if (len > max_len)
     return STOREFL_ERR_TOO_LARGE;
+  if (!buf || len == 0) /* an empty body is not a message (and NULL + 0 is not valid C) */
+    return STOREFL_ERR_INVALID;
   rd_init(r, buf, len, max_len);
   return rd_map(r, npairs);
 }

@@ -179,10 +179,10 @@ int storefl_ledger_entry_hash(const storefl_ledger_entry *e, uint8_t hash[STOREF
 int storefl_ledger_entry_decode(const uint8_t *buf, size_t len, size_t max_len, storefl_ledger_entry *out,
                                 storefl_str *participants, size_t participants_cap,
                                 storefl_store_epsilon *epsilons, size_t epsilons_cap) {
-  if (!out || (!buf && len))
-    return STOREFL_ERR_INVALID;
   if (len > max_len)
     return STOREFL_ERR_TOO_LARGE;
+  if (!out || !buf || len == 0)
+    return STOREFL_ERR_INVALID;
   cbor_rd r;
   rd_init(&r, buf, len, max_len);
   uint64_t npairs, n;

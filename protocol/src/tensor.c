@@ -156,7 +156,7 @@ int storefl_tensor_to_f32(const storefl_tensor *t, float *dst, size_t n) {
   size_t es = storefl_dtype_size(t->dtype);
   if (!es)
     return STOREFL_ERR_FORMAT;
-  if (numel != n || n * es != t->nbytes)
+  if (numel != n || n > SIZE_MAX / es || n * es != t->nbytes || (n && (!t->data || !dst)))
     return STOREFL_ERR_INVALID;
   if (n == 0)
     return STOREFL_OK;
@@ -242,8 +242,8 @@ int storefl_model_digest(const storefl_tensor *tensors, uint32_t n_tensors,
     const storefl_tensor *ten = &tensors[t];
     uint64_t numel;
     size_t es = storefl_dtype_size(ten->dtype);
-    if (storefl_tensor_numel(ten, &numel) || !es || numel * es != ten->nbytes || ten->name.len > UINT32_MAX ||
-        (ten->nbytes && !ten->data)) {
+    if (storefl_tensor_numel(ten, &numel) || !es || numel > SIZE_MAX / es || numel * es != ten->nbytes ||
+        ten->name.len > UINT32_MAX || (ten->name.len && !ten->name.ptr) || (ten->nbytes && !ten->data)) {
       rc = STOREFL_ERR_INVALID;
       break;
     }
@@ -281,6 +281,22 @@ int storefl_model_digest(const storefl_tensor *tensors, uint32_t n_tensors,
 out:
   mbedtls_sha256_free(&ctx);
   return rc;
+}
+
+int storefl_tensors_match(const storefl_tensor *update, uint32_t n_update, const storefl_tensor *model,
+                          uint32_t n_model) {
+  if (n_update != n_model || (n_update && (!update || !model)))
+    return STOREFL_ERR_INVALID;
+  for (uint32_t i = 0; i < n_update; i++) {
+    const storefl_tensor *a = &update[i], *b = &model[i];
+    if (a->name.len != b->name.len || (a->name.len && memcmp(a->name.ptr, b->name.ptr, a->name.len) != 0) ||
+        a->ndim != b->ndim || a->ndim > STOREFL_MAX_DIMS)
+      return STOREFL_ERR_INVALID;
+    for (uint32_t k = 0; k < a->ndim; k++)
+      if (a->shape[k] != b->shape[k])
+        return STOREFL_ERR_INVALID;
+  }
+  return STOREFL_OK;
 }
 
 int storefl_store_id_valid(const char *s, size_t len) {

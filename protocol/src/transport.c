@@ -35,10 +35,11 @@ void storefl_transport_init(void) {
     return;
   started = 1;
   coap_startup();
-  /* libcoap logs to stderr on its own; keep it to real problems unless we debug. */
-  coap_log_t lvl = storefl_log_get_level() == STOREFL_LOG_DEBUG ? COAP_LOG_INFO : COAP_LOG_ERR;
-  coap_set_log_level(lvl);
-  coap_dtls_set_log_level(lvl);
+  /* libcoap and Mbed TLS log to stderr on their own, verbosely: only real problems, unless
+   * STOREFL_COAP_DEBUG is set (then libcoap's and the TLS library's info-level traces). */
+  int dbg = getenv("STOREFL_COAP_DEBUG") != NULL;
+  coap_set_log_level(dbg ? COAP_LOG_INFO : COAP_LOG_ERR);
+  coap_dtls_set_log_level(dbg ? COAP_LOG_INFO : COAP_LOG_ERR);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -739,14 +740,29 @@ static int add_path(coap_pdu_t *pdu, const char *path) {
   const char *p = path;
   while (*p == '/')
     p++;
-  while (*p) {
-    const char *slash = strchr(p, '/');
-    size_t n = slash ? (size_t)(slash - p) : strlen(p);
+  while (*p && *p != '?') {
+    size_t n = strcspn(p, "/?");
     if (n && !coap_add_option(pdu, COAP_OPTION_URI_PATH, n, (const uint8_t *)p))
       return STOREFL_ERR_INVALID;
     p += n;
     while (*p == '/')
       p++;
+  }
+  return STOREFL_OK;
+}
+
+/* "a=1&b=2" after the '?' of path, as Uri-Query options (number 15: after Content-Format). */
+static int add_query(coap_pdu_t *pdu, const char *path) {
+  const char *q = strchr(path, '?');
+  if (!q)
+    return STOREFL_OK;
+  for (q++; *q;) {
+    size_t n = strcspn(q, "&");
+    if (n && !coap_add_option(pdu, COAP_OPTION_URI_QUERY, n, (const uint8_t *)q))
+      return STOREFL_ERR_INVALID;
+    q += n;
+    if (*q == '&')
+      q++;
   }
   return STOREFL_OK;
 }
@@ -777,6 +793,8 @@ static int send_request(storefl_client *c, coap_pdu_code_t method, const char *p
   if (ok && content_format >= 0)
     ok = coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT,
                          coap_encode_var_safe(buf, sizeof buf, (unsigned)content_format), buf) != 0;
+  if (ok)
+    ok = add_query(pdu, path) == 0;
   if (ok && body && len)
     ok = coap_add_data_large_request(c->session, pdu, len, body, NULL, NULL);
   if (!ok) {

@@ -319,20 +319,24 @@ int storefl_profile_create(const storefl_catalog *c, storefl_profile **out) {
   return STOREFL_OK;
 }
 
+static const uint32_t *occ_list(const sfl_occ *e) {
+  return e->n <= 2 ? e->u.in : e->u.heap;
+}
+
 void storefl_profile_free(storefl_profile *p) {
   if (!p)
     return;
   for (size_t i = 0; i < p->nmap; i++)
-    free(p->map[i].t);
+    if (p->map[i].item != UINT32_MAX && p->map[i].n > 2)
+      free(p->map[i].u.heap);
   free(p->map);
   free(p->item);
   free(p->time);
-  free(p->basket);
   free(p->bstart);
   free(p);
 }
 
-static size_t map_slot(const sfl_times *map, size_t nmap, uint32_t item) {
+static size_t map_slot(const sfl_occ *map, size_t nmap, uint32_t item) {
   size_t mask = nmap - 1;
   size_t i = (size_t)(item * 2654435761u) & mask;
   while (map[i].item != UINT32_MAX && map[i].item != item)
@@ -342,11 +346,11 @@ static size_t map_slot(const sfl_times *map, size_t nmap, uint32_t item) {
 
 static int map_grow(storefl_profile *p) {
   size_t nmap = p->nmap ? p->nmap * 2 : 64;
-  sfl_times *map = malloc(nmap * sizeof *map);
+  sfl_occ *map = malloc(nmap * sizeof *map);
   if (!map)
     return STOREFL_ERR_NOMEM;
   for (size_t i = 0; i < nmap; i++)
-    map[i] = (sfl_times){UINT32_MAX, 0, 0, NULL};
+    map[i].item = UINT32_MAX;
   for (size_t i = 0; i < p->nmap; i++)
     if (p->map[i].item != UINT32_MAX)
       map[map_slot(map, nmap, p->map[i].item)] = p->map[i];
@@ -356,42 +360,62 @@ static int map_grow(storefl_profile *p) {
   return STOREFL_OK;
 }
 
+/* Appends event index ev to an entry, moving to (or growing) the heap list when full. */
+static int occ_push(sfl_occ *e, uint32_t ev) {
+  if (e->n < 2) {
+    e->u.in[e->n++] = ev;
+    return STOREFL_OK;
+  }
+  if (e->n == 2) {
+    uint32_t *h = malloc(4 * sizeof *h);
+    if (!h)
+      return STOREFL_ERR_NOMEM;
+    h[0] = e->u.in[0];
+    h[1] = e->u.in[1];
+    e->u.heap = h;
+  } else if (e->n >= 4 && (e->n & (e->n - 1)) == 0) {
+    uint32_t *h = realloc(e->u.heap, 2 * (size_t)e->n * sizeof *h);
+    if (!h)
+      return STOREFL_ERR_NOMEM;
+    e->u.heap = h;
+  }
+  e->u.heap[e->n++] = ev;
+  return STOREFL_OK;
+}
+
 int storefl_profile_add(storefl_profile *p, uint32_t item, int64_t time, uint64_t basket) {
   if (!p || item >= p->c->n || (p->n > 0 && time < p->time[p->n - 1]))
     return STOREFL_ERR_INVALID;
   if (p->n >= MAX_EVENTS)
     return STOREFL_ERR_TOO_LARGE;
   int rc;
-  if (2 * (p->mapused + 1) > p->nmap && (rc = map_grow(p)) != STOREFL_OK)
+  if (4 * (p->mapused + 1) > 3 * p->nmap && (rc = map_grow(p)) != STOREFL_OK)
     return rc;
-  sfl_times *e = &p->map[map_slot(p->map, p->nmap, item)];
-  if (e->item == UINT32_MAX || e->n == e->cap) {
-    uint32_t cap = e->cap ? e->cap * 2 : 4;
-    int64_t *t = realloc(e->t, cap * sizeof *t);
-    if (!t)
-      return STOREFL_ERR_NOMEM;
-    e->t = t;
-    e->cap = cap;
-    if (e->item == UINT32_MAX) {
-      e->item = item;
-      e->n = 0;
-      p->mapused++;
-    }
-  }
   if (p->n == p->cap) {
-    size_t cap = p->cap ? p->cap * 2 : 64;
+    size_t cap = p->cap ? p->cap + p->cap / 2 : 64;
     GROW(p->item, cap);
     GROW(p->time, cap);
-    GROW(p->basket, cap);
     GROW(p->bstart, cap);
     p->cap = cap;
   }
+  sfl_occ *e = &p->map[map_slot(p->map, p->nmap, item)];
+  int fresh = e->item == UINT32_MAX;
+  if (fresh) {
+    e->item = item;
+    e->n = 0;
+  }
   size_t i = p->n;
+  if ((rc = occ_push(e, (uint32_t)i)) != STOREFL_OK) {
+    if (fresh)
+      e->item = UINT32_MAX;
+    return rc;
+  }
+  if (fresh)
+    p->mapused++;
   p->item[i] = item;
   p->time[i] = time;
-  p->basket[i] = basket;
-  p->bstart[i] = (i > 0 && p->basket[i - 1] == basket) ? p->bstart[i - 1] : (uint32_t)i;
-  e->t[e->n++] = time;
+  p->bstart[i] = (i > 0 && p->last_basket == basket) ? p->bstart[i - 1] : (uint32_t)i;
+  p->last_basket = basket;
   p->n++;
   return STOREFL_OK;
 }
@@ -426,8 +450,18 @@ size_t storefl_profile_before(const storefl_profile *p, int64_t t) {
 uint32_t storefl_profile_count_before(const storefl_profile *p, uint32_t item, int64_t t) {
   if (!p || p->nmap == 0)
     return 0;
-  const sfl_times *e = &p->map[map_slot(p->map, p->nmap, item)];
+  const sfl_occ *e = &p->map[map_slot(p->map, p->nmap, item)];
   if (e->item == UINT32_MAX)
     return 0;
-  return (uint32_t)lower_bound(e->t, e->n, t);
+  /* Occurrences are event indices in time order: binary search on their times. */
+  const uint32_t *ev = occ_list(e);
+  size_t lo = 0, hi = e->n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (p->time[ev[mid]] < t)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return (uint32_t)lo;
 }

@@ -28,20 +28,25 @@ struct storefl_catalog {
   size_t nslots;
 };
 
-typedef struct sfl_times {
+/* Occurrences of one item in a profile: indices of its events, ascending. Most (client, item)
+ * pairs occur once or twice, so up to two indices live inline and the entry is 16 bytes. */
+typedef struct sfl_occ {
   uint32_t item; /* UINT32_MAX = empty slot */
-  uint32_t n, cap;
-  int64_t *t;
-} sfl_times;
+  uint32_t n;    /* occurrences; n <= 2: u.in, else u.heap with capacity max(4, next power of two) */
+  union {
+    uint32_t in[2];
+    uint32_t *heap;
+  } u;
+} sfl_occ;
 
 struct storefl_profile {
   const storefl_catalog *c;
   size_t n, cap;
   uint32_t *item;
   int64_t *time;
-  uint64_t *basket;
   uint32_t *bstart; /* index of the first event of the event's basket */
-  sfl_times *map;   /* item -> purchase times, open addressing */
+  uint64_t last_basket;
+  sfl_occ *map; /* item -> its events, open addressing, load <= 3/4 */
   size_t nmap, mapused;
 };
 

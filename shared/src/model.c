@@ -232,7 +232,10 @@ int sfl_ctx_init(sfl_ctx *x, uint32_t buckets, uint32_t dim, size_t max_items) {
   x->cap_touched = x->cap_items * STOREFL_MAX_ITEM_TOKENS;
   x->touched = malloc(x->cap_touched * sizeof *x->touched);
   x->u = calloc(dim, sizeof *x->u);
-  if (!x->tf_all || !x->tf_bsk || !x->items || !x->touched || !x->u) {
+  x->wsum = calloc(buckets, sizeof *x->wsum);
+  x->ub = malloc(x->cap_touched * sizeof *x->ub);
+  x->uw = malloc(x->cap_touched * sizeof *x->uw);
+  if (!x->tf_all || !x->tf_bsk || !x->items || !x->touched || !x->u || !x->wsum || !x->ub || !x->uw) {
     sfl_ctx_free(x);
     return STOREFL_ERR_NOMEM;
   }
@@ -245,6 +248,9 @@ void sfl_ctx_free(sfl_ctx *x) {
   free(x->items);
   free(x->touched);
   free(x->u);
+  free(x->wsum);
+  free(x->ub);
+  free(x->uw);
   memset(x, 0, sizeof *x);
 }
 
@@ -276,6 +282,7 @@ void sfl_ctx_build(sfl_ctx *x, const storefl_model *m, const storefl_catalog *c,
   }
   x->ntouched = 0;
   x->nitems = 0;
+  x->nu = 0;
   x->profile = p;
   x->time = time;
   size_t nh = hist_end > hist_begin ? hist_end - hist_begin : 0;
@@ -321,9 +328,9 @@ void sfl_ctx_build(sfl_ctx *x, const storefl_model *m, const storefl_catalog *c,
       continue;
     float w = x->item_w / (float)n;
     for (size_t k = 0; k < n; k++) {
-      const float *e = E + (size_t)t[k] * d;
-      for (uint32_t j = 0; j < d; j++)
-        x->u[j] += w * e[j];
+      if (x->wsum[t[k]] == 0 && x->nu < x->cap_touched)
+        x->ub[x->nu++] = t[k];
+      x->wsum[t[k]] += w;
     }
     int in_basket = i >= nh;
     for (size_t k = 0; k < c->nwords[it]; k++) {
@@ -334,6 +341,16 @@ void sfl_ctx_build(sfl_ctx *x, const storefl_model *m, const storefl_catalog *c,
       if (in_basket)
         x->tf_bsk[b] += c->idf[b];
     }
+  }
+  /* u += sum over distinct buckets of weight * row; the accumulator is cleared on the way. */
+  for (size_t i = 0; i < x->nu; i++) {
+    uint32_t b = x->ub[i];
+    float w = x->wsum[b];
+    x->uw[i] = w;
+    x->wsum[b] = 0;
+    const float *e = E + (size_t)b * d;
+    for (uint32_t j = 0; j < d; j++)
+      x->u[j] += w * e[j];
   }
   double na = 0, nb = 0;
   for (size_t i = 0; i < x->ntouched; i++) {
@@ -412,6 +429,8 @@ int storefl_model_score(const storefl_model *m, const storefl_catalog *c, const 
       return STOREFL_ERR_INVALID;
   if (n == 0)
     return STOREFL_OK;
+  if (q->history > 4096 || q->n_basket > 4096)
+    return STOREFL_ERR_INVALID; /* bounds the context scratch */
   size_t hist = q->history ? q->history : 32;
   size_t in = SFL_IN(&m->cfg), H = m->cfg.hidden, chunk = n < SCORE_CHUNK ? n : SCORE_CHUNK;
   sfl_ctx x;
@@ -442,7 +461,7 @@ int storefl_model_score(const storefl_model *m, const storefl_catalog *c, const 
 
 int storefl_model_rank(const storefl_model *m, const storefl_catalog *c, const storefl_query *q,
                        const uint32_t *cands, size_t n, size_t k, uint32_t *out_items, float *out_scores) {
-  if (k > 0 && (!out_items || !out_scores))
+  if ((k > 0 && (!out_items || !out_scores)) || k > INT32_MAX)
     return STOREFL_ERR_INVALID;
   float *s = malloc((n ? n : 1) * sizeof *s);
   if (!s)

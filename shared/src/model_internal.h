@@ -20,6 +20,12 @@ typedef struct sfl_ctx {
   uint32_t *items; /* context items: history then basket */
   size_t nitems, cap_items;
   float item_w; /* weight of each context item in the mean (1 / items with tokens) */
+  /* u's embedding part as distinct buckets with summed weights: history items share many tokens,
+   * so forward (u) and backward (scatter of du) touch each row once. */
+  float *wsum;  /* [B] accumulator, reset through ub */
+  uint32_t *ub; /* distinct buckets */
+  float *uw;    /* their weights */
+  size_t nu;
   int hour, wday;
   float norm_all, norm_bsk;
   float usual_logprice;

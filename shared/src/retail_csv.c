@@ -57,8 +57,9 @@ int storefl_retail_columns_set(storefl_retail_columns *c, const char *key, const
       return STOREFL_ERR_INVALID;
     if (strlen(value) >= STOREFL_RETAIL_NAME_MAX)
       return STOREFL_ERR_TOO_LARGE;
-    snprintf(c->name[i], sizeof c->name[i], "%s", value);
-    if (value[0])
+    size_t n = strlen(value);
+    memmove(c->name[i], value, n + 1); /* value may be c->name[i] itself */
+    if (n)
       c->explicit_mask |= 1u << i;
     else
       c->explicit_mask &= ~(1u << i);

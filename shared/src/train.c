@@ -39,9 +39,9 @@ struct storefl_trainer {
   size_t cap_rows; /* rows per batch the buffers hold */
   float *X, *hid, *z, *dz, *dX, *V, *U, *dU;
   uint32_t *row_item, *row_ex;
-  uint32_t *cx_items; /* per example: context items */
+  uint32_t *cx_b; /* per example: the context's distinct buckets (sfl_ctx ub) */
+  float *cx_bw;   /* and their weights */
   size_t *cx_off, *cx_n;
-  float *cx_w;
   int *cx_hour, *cx_wday;
   uint32_t *negbuf;
   storefl_example *exbuf;
@@ -107,10 +107,10 @@ static int ensure_batch(storefl_trainer *t, size_t nex, size_t nrows) {
   RE(t->row_ex, cr);
   RE(t->U, ce * d);
   RE(t->dU, ce * d);
-  RE(t->cx_items, ce * t->max_ctx);
+  RE(t->cx_b, ce * t->max_ctx * STOREFL_MAX_ITEM_TOKENS);
+  RE(t->cx_bw, ce * t->max_ctx * STOREFL_MAX_ITEM_TOKENS);
   RE(t->cx_off, ce);
   RE(t->cx_n, ce);
-  RE(t->cx_w, ce);
   RE(t->cx_hour, ce);
   RE(t->cx_wday, ce);
   RE(t->exbuf, ce);
@@ -171,10 +171,10 @@ void storefl_trainer_free(storefl_trainer *t) {
   free(t->dU);
   free(t->row_item);
   free(t->row_ex);
-  free(t->cx_items);
+  free(t->cx_b);
+  free(t->cx_bw);
   free(t->cx_off);
   free(t->cx_n);
-  free(t->cx_w);
   free(t->cx_hour);
   free(t->cx_wday);
   free(t->negbuf);
@@ -254,10 +254,10 @@ static int loss_grad(storefl_trainer *t, const storefl_model *m, const storefl_t
     size_t hb = bs > t->cfg.history ? bs - t->cfg.history : 0;
     sfl_ctx_build(&t->ctx, m, c, p, hb, bs, basket, nb, p->time[i]);
     memcpy(t->U + e * d, t->ctx.u, d * sizeof *t->U);
-    t->cx_off[e] = e * t->max_ctx;
-    t->cx_n[e] = t->ctx.nitems;
-    memcpy(t->cx_items + t->cx_off[e], t->ctx.items, t->ctx.nitems * sizeof *t->cx_items);
-    t->cx_w[e] = t->ctx.item_w;
+    t->cx_off[e] = e * t->max_ctx * STOREFL_MAX_ITEM_TOKENS;
+    t->cx_n[e] = t->ctx.nu;
+    memcpy(t->cx_b + t->cx_off[e], t->ctx.ub, t->ctx.nu * sizeof *t->cx_b);
+    memcpy(t->cx_bw + t->cx_off[e], t->ctx.uw, t->ctx.nu * sizeof *t->cx_bw);
     t->cx_hour[e] = t->ctx.hour;
     t->cx_wday[e] = t->ctx.wday;
     for (uint32_t k = 0; k <= ex[e].n_negatives; k++, r++) {
@@ -331,13 +331,8 @@ static int loss_grad(storefl_trainer *t, const storefl_model *m, const storefl_t
     const float *du = t->dU + e * d;
     cblas_saxpy((blasint)d, 1.0f, du, 1, gh + (size_t)t->cx_hour[e] * d, 1);
     cblas_saxpy((blasint)d, 1.0f, du, 1, gw + (size_t)t->cx_wday[e] * d, 1);
-    for (size_t j = 0; j < t->cx_n[e]; j++) {
-      uint32_t it = t->cx_items[t->cx_off[e] + j];
-      const uint32_t *tok = c->tok + (size_t)it * STOREFL_MAX_ITEM_TOKENS;
-      size_t nt = c->ntok[it];
-      for (size_t k = 0; k < nt; k++)
-        emb_add(t, tok[k], t->cx_w[e] / (float)nt, du);
-    }
+    for (size_t j = 0; j < t->cx_n[e]; j++)
+      emb_add(t, t->cx_b[t->cx_off[e] + j], t->cx_bw[t->cx_off[e] + j], du);
   }
   return STOREFL_OK;
 }

@@ -79,6 +79,14 @@ grep -q "unknown product code NOSUCH" "$work/err" || fail "unknown code message:
 [ "$(status "$agent" recommend --db "$db" --basket 71053 -k 0)" = 2 ] || fail "-k 0 should exit 2"
 [ "$(status "$agent" recommend --db "$db")" = 2 ] || fail "missing --basket should exit 2"
 [ "$(status "$agent" recommend --db "$db" --basket 71053 --at yesterday)" = 2 ] || fail "bad --at should exit 2"
+printf '[model]\nbuckets = 4000\n' > "$work/bad.ini"
+[ "$(status "$agent" train --db "$db" --config "$work/bad.ini")" = 2 ] || fail "bad [model] config should exit 2"
+grep -q "line 2: invalid value for buckets" "$work/err" || fail "config error message: $(cat "$work/err")"
+# A [model] section shapes a fresh model: a smaller table gives a smaller personalised head.
+printf '[model]\nbuckets = 1024\ndim = 8\nhidden = 16\nseed = 5\n' > "$work/small.ini"
+"$agent" train --db "$db" --config "$work/small.ini" --from-scratch --steps 20 2>/dev/null
+"$agent" personalize --db "$db" --config "$work/small.ini" --model local 2>"$work/p2.log"
+grep -q "v3" "$work/p2.log" && grep -q "(2128 bytes)" "$work/p2.log" || fail "personalize with config: $(cat "$work/p2.log")"
 for c in train personalize recommend; do
   "$agent" help $c | grep -q '^EXIT STATUS' || fail "$c --help lacks EXIT STATUS"
 done

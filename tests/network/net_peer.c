@@ -113,6 +113,10 @@ static int serve(int argc, char **argv) {
       o.max_upload_bytes = strtoull(argv[++i], NULL, 10);
     } else if (!strcmp(argv[i], "--no-q-block")) {
       o.no_q_block = 1;
+    } else if (!strcmp(argv[i], "--idle-timeout") && i + 1 < argc) {
+      o.idle_timeout_s = (unsigned)atoi(argv[++i]);
+    } else if (!strcmp(argv[i], "--max-sessions") && i + 1 < argc) {
+      o.max_sessions = (unsigned)atoi(argv[++i]);
     } else if (!strcmp(argv[i], "--insecure-dev")) {
       o.insecure_dev = 1;
     } else {
@@ -157,8 +161,24 @@ static double now_ms(void) {
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+typedef struct obs_state {
+  int seen;
+} obs_state;
+
+static void on_notify(void *arg, const storefl_response *r) {
+  obs_state *o = arg;
+  o->seen++;
+  printf("notification %d code=%d len=%zu etag=", o->seen, r->code, r->len);
+  for (size_t i = 0; i < r->etag_len; i++)
+    printf("%02x", r->etag[i]);
+  printf("\n");
+  fflush(stdout);
+}
+
 static int client(int argc, char **argv) {
   int post = !strcmp(argv[1], "post");
+  int observe = !strcmp(argv[1], "observe");
+  int count = 2;
   storefl_client_opts o;
   memset(&o, 0, sizeof o);
   o.port = (uint16_t)atoi(argv[2]);
@@ -200,6 +220,8 @@ static int client(int argc, char **argv) {
       o.default_curves = 1;
     } else if (!strcmp(argv[i], "--insecure")) {
       o.insecure = 1;
+    } else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
+      count = atoi(argv[++i]);
     } else {
       fprintf(stderr, "net_peer: bad argument %s\n", argv[i]);
       return 2;
@@ -243,6 +265,22 @@ static int client(int argc, char **argv) {
     fprintf(stderr, "net_peer: %s\n", err);
     free(body);
     return 3;
+  }
+  if (observe) {
+    /* Prints each notification (the first response included) until --count were seen. */
+    obs_state os = {0};
+    rc = storefl_client_observe(c, path, on_notify, &os, err, sizeof err);
+    double end = now_ms() + 60000;
+    while (rc == 0 && os.seen < count && now_ms() < end)
+      rc = storefl_client_poll(c, 200);
+    storefl_client_close(c);
+    free(body);
+    if (rc || os.seen < count) {
+      fprintf(stderr, "net_peer: observe: %d of %d notifications (%s)\n", os.seen, count,
+              storefl_strerror(rc));
+      return 5;
+    }
+    return 0;
   }
   storefl_response r;
   if (post)
@@ -482,10 +520,11 @@ static int collect(void *user, const storefl_outbox_item *it) {
   return 0;
 }
 
-/* replay AGG.ini DBFILE ROUND STORE.db...: feeds the acknowledged updates of ROUND, taken from the
- * agents' outboxes, in reverse order into a fresh in-process aggregator (same config, database
- * DBFILE) and prints the digest of the model that round produced: an independent recomputation of
- * what the networked aggregator published. */
+/* replay AGG.ini DBFILE ROUNDS STORE.db...: feeds the acknowledged updates of rounds 1..ROUNDS, taken
+ * from the agents' outboxes, into a fresh in-process aggregator (same config, database DBFILE), each
+ * round in an arrival order different from the network's (reversed, then rotated), and prints the
+ * digest of the resulting model: an independent recomputation of what the networked aggregator
+ * published. */
 static int replay(int argc, char **argv) {
   storefl_agg_config cfg;
   char err[512];
@@ -495,40 +534,43 @@ static int replay(int argc, char **argv) {
     return 1;
   }
   snprintf(cfg.db_path, sizeof cfg.db_path, "%s", argv[3]);
-  replay_ctx r;
-  memset(&r, 0, sizeof r);
-  r.round = strtoull(argv[4], NULL, 10);
-  for (int i = 5; i < argc; i++) {
-    storefl_store *st = NULL;
-    if (storefl_store_open(argv[i], NULL, &st, err, sizeof err) != 0)
-      return 1;
-    int rc = storefl_store_outbox_list(st, collect, &r);
-    storefl_store_close(st);
-    if (rc)
-      return 1;
-  }
+  uint64_t rounds = strtoull(argv[4], NULL, 10);
   storefl_agg *agg = NULL;
   if (storefl_agg_open(&cfg, NULL, &agg) != 0)
     return 1;
-  for (int i = r.n - 1; i >= 0; i--) {
-    storefl_agg_response resp;
-    memset(&resp, 0, sizeof resp);
-    int rc = storefl_agg_handle_update(agg, r.ids[i], 60, r.bodies[i], r.lens[i], &resp);
-    printf("replayed %s: %d\n", r.ids[i], resp.coap_code);
-    storefl_agg_response_release(&resp);
-    free(r.bodies[i]);
-    if (rc)
+  int rc = 0;
+  for (uint64_t round = 1; round <= rounds && rc == 0; round++) {
+    replay_ctx *r = calloc(1, sizeof *r);
+    if (!r)
       return 1;
+    r->round = round;
+    for (int i = 5; i < argc && rc == 0; i++) {
+      storefl_store *st = NULL;
+      if (storefl_store_open(argv[i], NULL, &st, err, sizeof err) != 0)
+        return 1;
+      rc = storefl_store_outbox_list(st, collect, r);
+      storefl_store_close(st);
+    }
+    for (int k = 0; k < r->n && rc == 0; k++) {
+      int i = (int)((r->n - 1 - k + (int)round) % r->n); /* reversed and rotated per round */
+      storefl_agg_response resp;
+      memset(&resp, 0, sizeof resp);
+      rc = storefl_agg_handle_update(agg, r->ids[i], 60, r->bodies[i], r->lens[i], &resp);
+      if (rc)
+        fprintf(stderr, "net_peer: replay of %s round %llu: %d\n", r->ids[i], (unsigned long long)round,
+                resp.coap_code);
+      storefl_agg_response_release(&resp);
+    }
+    printf("replayed round %llu: %d updates\n", (unsigned long long)round, r->n);
+    for (int i = 0; i < r->n; i++)
+      free(r->bodies[i]);
+    free(r);
   }
-  storefl_round_msg round;
-  uint32_t parts = 0;
-  if (storefl_agg_round_info(agg, &round, &parts) != 0)
-    return 1;
   size_t n = storefl_agg_model_numel(agg);
   float *params = malloc(n * sizeof *params);
   uint64_t v = 0;
   uint8_t d[32];
-  if (!params || storefl_agg_model_copy(agg, params, n, &v, d) != 0)
+  if (rc || !params || storefl_agg_model_copy(agg, params, n, &v, d) != 0)
     return 1;
   printf("version=%llu digest=", (unsigned long long)v);
   for (int i = 0; i < 32; i++)
@@ -540,7 +582,7 @@ static int replay(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-  if (getenv("NET_PEER_DEBUG"))
+  if (getenv("STOREFL_COAP_DEBUG"))
     storefl_log_set_level(STOREFL_LOG_DEBUG);
   if (argc >= 3 && !strcmp(argv[1], "serve"))
     return serve(argc, argv);
@@ -554,7 +596,7 @@ int main(int argc, char **argv) {
     return replay(argc, argv);
   if (argc == 3 && !strcmp(argv[1], "outbox"))
     return outbox(argv);
-  if (argc >= 4 && (!strcmp(argv[1], "get") || !strcmp(argv[1], "post")))
+  if (argc >= 4 && (!strcmp(argv[1], "get") || !strcmp(argv[1], "post") || !strcmp(argv[1], "observe")))
     return client(argc, argv);
   fprintf(stderr, "usage: net_peer serve PORT ... | net_peer get|post PORT PATH ...\n");
   return 2;

@@ -170,6 +170,13 @@ echo "resumed: $out"
 "$peer" outbox store-002.db | grep -q "state=1" || fail "store-002 not acknowledged: $("$peer" outbox store-002.db)"
 [ "$(status | field participants)" = 2 ] || fail "store-002 should count once: $(status)"
 
+# Observers of /v1/model and /v1/round (store-005) must be notified when the round closes.
+"$peer" observe "$port" v1/model $(psk store-005) --count 2 >obs-model.txt 2>obs-model.err &
+obs_model=$!
+"$peer" observe "$port" v1/round $(psk store-005) --count 2 >obs-round.txt 2>obs-round.err &
+obs_round=$!
+for _ in $(seq 100); do [ -s obs-model.txt ] && [ -s obs-round.txt ] && break; sleep 0.1; done
+
 # An aggregator outage: the update stays in the outbox with back-off, then goes through.
 agent_ini store-003
 "$peer" mkupdate round.cbor model.cbor --store store-003 --seed 3 --dtype f32 --out u3.cbor >/dev/null
@@ -187,7 +194,12 @@ for _ in $(seq 30); do
 done
 echo "$out" | grep -q '"uploaded":1' || fail "store-003 after outage: $out"
 
-# Third participant = target: the round closes, a new model is published.
+# Third participant = target: the round closed, a new model was published, observers were told.
+wait $obs_model || fail "model observer: $(cat obs-model.txt obs-model.err)"
+wait $obs_round || fail "round observer: $(cat obs-round.txt obs-round.err)"
+cat obs-model.txt obs-round.txt
+etags=$(sed -n 's/^notification [12] code=205 len=[0-9]* etag=//p' obs-model.txt | sort -u | wc -l)
+[ "$etags" = 2 ] || fail "model notification did not carry a new model: $(cat obs-model.txt)"
 r2=$("$peer" get "$port" v1/round $(psk store-001) | sed -n 's/^round //p')
 echo "next round: $r2"
 [ "$(echo "$r2" | field round)" != "$R" ] || fail "round did not close at its target: $r2"

@@ -33,7 +33,7 @@ psk() { echo --psk-id "$1" --psk-key "keys/stores/$1.psk"; }
 pki() { echo --pki keys/ca.crt "keys/stores/$1.crt" "keys/stores/$1.key"; }
 
 start() {
-  "$peer" serve "$port" --psk keys/psk.keys --pki keys/ca.crt keys/server.crt keys/server.key "$@" >srv.log 2>&1 &
+  LSAN_OPTIONS="suppressions=$src/tests/network/lsan-libcoap.supp:print_suppressions=0" "$peer" serve "$port" --psk keys/psk.keys --pki keys/ca.crt keys/server.crt keys/server.key "$@" >srv.log 2>&1 &
   srv=$!
   for _ in $(seq 50); do grep -q listening srv.log 2>/dev/null && return 0; sleep 0.1; done
   fail "server did not start"
@@ -44,7 +44,7 @@ cp keys/psk.keys loose.keys && chmod 640 loose.keys
 if "$peer" serve "$port" --psk loose.keys >loose.log 2>&1; then fail "server accepted a group-readable keys file"; fi
 grep -q "chmod 600" loose.log || fail "no clear message for a group-readable keys file: $(cat loose.log)"
 
-start --max-upload 3000000
+start --max-upload 3000000 --idle-timeout 2
 head -c 2000000 /dev/urandom >up.bin
 want=$(sha256sum up.bin | cut -c1-64)
 
@@ -111,6 +111,19 @@ if command -v coap-client-openssl >/dev/null; then
 else
   fail "coap-client-openssl (libcoap3-bin) is not installed"
 fi
+
+# Idle sessions expire: a client that vanishes without closing (kill -9) holds a session until the
+# idle timeout (2 s here), then the server drops it.
+sessions() { "$peer" get "$port" v1/status $(psk store-003) --out st.txt >/dev/null && sed -n 's/^sessions=//p' st.txt; }
+"$peer" observe "$port" v1/round $(psk store-002) --count 99 >obs.txt 2>&1 &
+obs=$!
+for _ in $(seq 50); do [ -s obs.txt ] && break; sleep 0.1; done
+kill -9 $obs; wait $obs 2>/dev/null || true
+before=$(sessions)
+sleep 5
+after=$(sessions)
+echo "sessions: $before with a vanished client, $after after the idle timeout"
+[ "$before" -ge 2 ] && [ "$after" -lt "$before" ] || fail "idle session not expired ($before -> $after)"
 
 # Clean shutdown on SIGTERM.
 kill -TERM "$srv"

@@ -10,3 +10,6 @@ set_tests_properties(network.serve PROPERTIES TIMEOUT 300)
 add_test(NAME network.run COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_run.sh $<TARGET_FILE:storefl-aggregator>
   $<TARGET_FILE:storefl-agent> $<TARGET_FILE:net_peer> ${CMAKE_SOURCE_DIR} ${STOREFL_DATA_DIR} 20130)
 set_tests_properties(network.run PROPERTIES TIMEOUT 300)
+add_test(NAME network.multi COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_multi.sh $<TARGET_FILE:storefl-aggregator>
+  $<TARGET_FILE:storefl-agent> $<TARGET_FILE:net_peer> ${CMAKE_SOURCE_DIR} 20150)
+set_tests_properties(network.multi PROPERTIES TIMEOUT 600)

@@ -35,6 +35,9 @@ for _ in $(seq 1 600); do
   sleep 0.05
 done
 [ "$staged" -ge 9000 ] || fail "ingest did not stage rows (staged=$staged): $(cat "$W/k.err")"
+# A second ingest into the same store is refused while the first one runs.
+if "$A" ingest --db "$W/k.db" "$W/slice.csv" 2> "$W/k3.err"; then fail "concurrent ingest accepted"; fi
+grep -q "another ingest into .* is running" "$W/k3.err" || fail "concurrent ingest message: $(cat "$W/k3.err")"
 kill -9 "$PID"
 wait "$PID" 2>/dev/null && fail "killed ingest exited 0"
 exec 3>&-
@@ -83,6 +86,8 @@ if "$A" ingest "$W/slice.csv" 2> /dev/null; then fail "missing --db accepted"; f
 set +e; "$A" ingest --db "$W/u.db" --on-error maybe "$W/slice.csv" 2> /dev/null; rc=$?; set -e
 [ "$rc" -eq 2 ] || fail "bad --on-error gave $rc"
 "$A" ingest --help | grep -q "^EXIT STATUS" || fail "help"
+"$A" help ingest | grep -q "^SYNOPSIS" || fail "help ingest"
+"$A" ingest --db "$W/ref.db" --integrity-check "$W/slice.csv" 2> /dev/null || fail "--integrity-check on a sound store"
 printf '[columns]\nproduct = sku\ntext = title\ntime = ts\nbasket = receipt\nshopper = member\nquantity = qty\nprice = unit\nkind = event\ncategory = dept\n' > "$W/agent.ini"
 printf 'event,ts,sku,title,dept,receipt,member,qty,unit\nview,2024-03-01 10:00,A-1,Blue lamp,Lighting,,m1,1,0\nview,2024-03-01 10:01,A-1,Blue lamp,Lighting,,m1,,0\npurchase,2024-03-01 10:05,A-1,Blue lamp,Lighting,r1,m1,1,9.5\n' > "$W/pos.csv"
 # A view needs no basket or price; an empty quantity is a bad row; codes like A-1 need --any-code.

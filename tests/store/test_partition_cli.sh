@@ -63,5 +63,10 @@ set +e
 set -e
 [ "$rc1" -eq 2 ] && [ "$rc2" -eq 2 ] && [ "$rc3" -eq 1 ] || fail "exit codes $rc1 $rc2 $rc3"
 grep -q "nope.csv" "$W/n.err" || fail "missing file message"
+# --by country on an export without a country column names the column.
+{ gzip -dc "$W/slice.csv.gz" || true; } | head -n 50 | cut -d, -f1-7 > "$W/nocountry.csv"
+if "$A" partition --data "$W/nocountry.csv" --by country --out "$W/y" 2> "$W/y.err"; then fail "no country column accepted"; fi
+grep -q "no column 'Country'" "$W/y.err" || fail "no-country message: $(cat "$W/y.err")"
+"$A" partition --data "$W/nocountry.csv" --by customer --out "$W/z" 2> "$W/z.err" || fail "by customer without country: $(cat "$W/z.err")"
 "$A" partition --help | grep -q "^SYNOPSIS" || fail "help"
 echo ok

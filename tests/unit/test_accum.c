@@ -263,6 +263,67 @@ static void test_rejections_change_nothing(void **state) {
   storefl_accum_free(a);
 }
 
+/* The one-pass path: add while measuring; a rejection subtracts the same contributions again. */
+static void test_add_measured_rejects_exactly(void **state) {
+  (void)state;
+  const storefl_dtype dts[] = {STOREFL_DTYPE_F32, STOREFL_DTYPE_F16, STOREFL_DTYPE_I8};
+  storefl_accum *a = mk(10), *ref = mk(10);
+  upd base;
+  make_update(&base, STOREFL_DTYPE_F32, 1.0);
+  assert_int_equal(storefl_accum_add_measured(a, base.t, NT, 7, 1e9, NULL), STOREFL_OK);
+  assert_int_equal(storefl_accum_add(ref, base.t, NT, 7), STOREFL_OK);
+  assert_memory_equal(storefl_accum_sums(a), storefl_accum_sums(ref), TOTAL * sizeof(int64_t));
+  int64_t snap[TOTAL];
+  for (int d = 0; d < 3; d++) {
+    upd u;
+    make_update(&u, dts[d], 0.5);
+    storefl_accum_stats st, want;
+    assert_int_equal(storefl_accum_check(a, u.t, NT, &want), STOREFL_OK);
+    /* norm over the bound: measured, rejected, undone */
+    uint32_t n0 = storefl_accum_count(a);
+    snapshot(a, snap);
+    assert_int_equal(storefl_accum_add_measured(a, u.t, NT, 3, want.l2_norm * 0.999, &st),
+                     STOREFL_ERR_INVALID);
+    assert_true(fabs(st.l2_norm - want.l2_norm) <= 1e-9 * want.l2_norm);
+    assert_true(st.max_abs == want.max_abs);
+    assert_unchanged(a, snap, n0);
+    /* accepted: equals the two-pass path */
+    assert_int_equal(storefl_accum_add_measured(a, u.t, NT, 3, want.l2_norm * 1.001, &st), STOREFL_OK);
+    assert_int_equal(storefl_accum_add(ref, u.t, NT, 3), STOREFL_OK);
+    assert_memory_equal(storefl_accum_sums(a), storefl_accum_sums(ref), TOTAL * sizeof(int64_t));
+    /* taken back exactly */
+    assert_int_equal(storefl_accum_sub(a, u.t, NT, 3), STOREFL_OK);
+    assert_unchanged(a, snap, n0);
+    assert_int_equal(storefl_accum_add_measured(a, u.t, NT, 3, 1e9, NULL), STOREFL_OK);
+    free_update(&u);
+  }
+  /* NaN, Inf and a value whose contribution is garbage for the rounding trick (far over 2^51): all
+   * added, detected and subtracted again - with SIMD lanes and the scalar tail. */
+  uint32_t count = storefl_accum_count(a);
+  snapshot(a, snap);
+  const float bad[] = {NAN, -INFINITY, 3.0e30f, -1.0e20f};
+  for (int b = 0; b < 4; b++) {
+    for (size_t pos = 0; pos < NUMEL[0]; pos += 37) {
+      float save;
+      memcpy(&save, base.bytes[0] + 4 * pos, 4);
+      memcpy(base.bytes[0] + 4 * pos, &bad[b], 4);
+      int rc = storefl_accum_add_measured(a, base.t, NT, 1000, 1e40, NULL);
+      assert_int_equal(rc, b < 2 ? STOREFL_ERR_NONFINITE : STOREFL_ERR_INVALID);
+      memcpy(base.bytes[0] + 4 * pos, &save, 4);
+    }
+  }
+  assert_unchanged(a, snap, count);
+  /* structure errors change nothing and are reported as by storefl_accum_check */
+  base.t[1].shape[0] = 4;
+  assert_int_equal(storefl_accum_add_measured(a, base.t, NT, 1, 1e9, NULL), STOREFL_ERR_INVALID);
+  base.t[1].shape[0] = 5;
+  assert_int_equal(storefl_accum_match(a, base.t, NT), STOREFL_OK);
+  assert_unchanged(a, snap, count);
+  free_update(&base);
+  storefl_accum_free(a);
+  storefl_accum_free(ref);
+}
+
 static void test_stats_and_rounding(void **state) {
   (void)state;
   storefl_accum_tensor one = {"x", 1, {4}};
@@ -298,9 +359,8 @@ static void test_stats_and_rounding(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_exact_against_reference),
-      cmocka_unit_test(test_order_and_shards),
-      cmocka_unit_test(test_rejections_change_nothing),
+      cmocka_unit_test(test_exact_against_reference),   cmocka_unit_test(test_order_and_shards),
+      cmocka_unit_test(test_rejections_change_nothing), cmocka_unit_test(test_add_measured_rejects_exactly),
       cmocka_unit_test(test_stats_and_rounding),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* The aggregator's service logic on a real SQLite file: 50 stores x 3 rounds against an independent
  * reference, shuffled orders, SIGKILLed children, every rejection code, deadlines, hooks. */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -16,10 +17,14 @@
 #include <sqlite3.h>
 
 #include "agg_testutil.h"
+#include "cmd_rounds.h"
 #include "storefl/agg_service.h"
+#include "storefl/budget.h"
 #include "storefl/codec.h"
 #include "storefl/error.h"
+#include "storefl/ledger.h"
 #include "storefl/log.h"
+#include "storefl/model.h"
 
 #define NSTORES 50
 #define NROUNDS 3
@@ -296,6 +301,13 @@ static void set_mode(storefl_update_msg *m, void *arg) {
   (void)arg;
   m->mode = STOREFL_PRIVACY_LOCAL;
 }
+static void set_clip(storefl_update_msg *m, void *arg) {
+  m->clip_norm = *(double *)arg;
+}
+static void local_noise(storefl_update_msg *m, void *arg) {
+  m->mode = STOREFL_PRIVACY_LOCAL;
+  m->noise_multiplier = *(double *)arg;
+}
 static void zero_examples(storefl_update_msg *m, void *arg) {
   (void)arg;
   m->num_examples = 0;
@@ -344,6 +356,9 @@ static void test_rejections_change_nothing(void **state) {
   assert_int_equal(code_of(a, "store-000", 60, buf, n, "norm_exceeds_clip"), 400);
   n = mutate(u0, set_mode, NULL, buf, sizeof buf);
   assert_int_equal(code_of(a, "store-000", 60, buf, n, "wrong_privacy_mode"), 400);
+  double clip = 1.5;
+  n = mutate(u0, set_clip, &clip, buf, sizeof buf);
+  assert_int_equal(code_of(a, "store-000", 60, buf, n, "clip_norm_mismatch"), 400);
   n = mutate(u0, zero_examples, NULL, buf, sizeof buf);
   assert_int_equal(code_of(a, "store-000", 60, buf, n, "no_examples"), 400);
   /* NaN inside a float16 tensor: patch the first element of the first tensor of store-001's update */
@@ -380,6 +395,7 @@ static void test_rejections_change_nothing(void **state) {
 
   /* Replaying this database reproduces the round exactly as if the rejected uploads never happened:
    * finish round 1 with the other int8/f16 stores and compare with a reference. */
+  /* The edited cap applies from the next round: round 1 keeps the 4 KiB it opened with. */
   c.max_upload_bytes = 8u << 20;
   assert_int_equal(storefl_agg_open(&c, &opt, &a), STOREFL_OK);
   static float theta[TU_TOTAL], got[TU_TOTAL];
@@ -390,11 +406,16 @@ static void test_rejections_change_nothing(void **state) {
   for (int s = 1; s < NSTORES; s++) {
     if (s == 7) /* over budget */
       continue;
+    if (dtype_of(s) == STOREFL_DTYPE_F32) {
+      assert_int_equal(code_of(a, g_up[0][s].store, 60, g_up[0][s].body, g_up[0][s].len, "too_large"), 413);
+      continue;
+    }
     assert_int_equal(post(a, &g_up[0][s], NULL), 204);
     ups[nu++] = &g_up[0][s];
   }
   assert_int_equal(storefl_agg_round_info(a, &rm, &parts), STOREFL_OK);
-  assert_int_equal(parts, NSTORES - 1);
+  assert_int_equal(parts, nu);
+  assert_int_equal(rm.max_upload_bytes, 4096);
   g_now += c.duration_ms; /* deadline: closes with 49 >= min */
   assert_true(storefl_agg_tick(a) >= 0);
   uint64_t ver;
@@ -402,6 +423,8 @@ static void test_rejections_change_nothing(void **state) {
   assert_int_equal(ver, 2);
   assert_int_equal(tu_reference_round(theta, ups, nu, c.weight_cap, c.scale_bits, c.server_lr), 0);
   assert_memory_equal(got, theta, sizeof got);
+  assert_int_equal(storefl_agg_round_info(a, &rm, &parts), STOREFL_OK);
+  assert_int_equal(rm.max_upload_bytes, 8u << 20); /* round 2: the edited value */
   /* a retry of a round-1 upload after the round closed still gets its receipt */
   assert_int_equal(post(a, u0, &r2), 204);
   assert_int_equal(r2.duplicate, 1);
@@ -541,6 +564,345 @@ static void test_deadlines_extend_abandon_and_sampling(void **state) {
   tu_rmdir(dir);
 }
 
+static void test_local_mode_noise_floor(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  c.mode = STOREFL_PRIVACY_LOCAL;
+  c.noise_multiplier = 0.5;
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  static uint8_t buf[TU_TOTAL * 4 + 1024];
+  double sigma = 0.25;
+  size_t n = mutate(&g_up[0][0], local_noise, &sigma, buf, sizeof buf);
+  assert_int_equal(code_of(a, "store-000", 60, buf, n, "insufficient_noise"), 400);
+  sigma = 0.5;
+  n = mutate(&g_up[0][0], local_noise, &sigma, buf, sizeof buf);
+  storefl_agg_response resp;
+  storefl_agg_handle_update(a, "store-000", 60, buf, n, &resp);
+  assert_int_equal(resp.coap_code, 204);
+  storefl_agg_response_release(&resp);
+  storefl_agg_close(a);
+  tu_rmdir(dir);
+}
+
+/* Central mode with sigma > 0 and no hook: the built-in discrete Gaussian. The model must differ from
+ * the noiseless reference by noise of the documented scale: per coordinate
+ * lr * sigma * D / (W * 2^S), D = C (1 + tol) weight_cap 2^S + sqrt(d)/2. */
+static void test_central_noise_builtin(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  c.noise_multiplier = 1.0;
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  static float ref[TU_TOTAL], got[TU_TOTAL];
+  assert_int_equal(storefl_agg_model_copy(a, ref, TU_TOTAL, NULL, NULL), STOREFL_OK);
+  tu_update *ups[NSTORES];
+  uint64_t W = 0;
+  for (int s = 0; s < NSTORES; s++) {
+    assert_int_equal(post(a, &g_up[0][s], NULL), 204);
+    ups[s] = &g_up[0][s];
+    W += g_up[0][s].num_examples < c.weight_cap ? g_up[0][s].num_examples : c.weight_cap;
+  }
+  assert_int_equal(storefl_agg_model_copy(a, got, TU_TOTAL, NULL, NULL), STOREFL_OK);
+  assert_int_equal(tu_reference_round(ref, ups, NSTORES, c.weight_cap, c.scale_bits, c.server_lr), 0);
+  double s1 = 0, s2 = 0;
+  for (int i = 0; i < TU_TOTAL; i++) {
+    double e = (double)got[i] - (double)ref[i];
+    s1 += e;
+    s2 += e * e;
+  }
+  double mean = s1 / TU_TOTAL, sd = sqrt(s2 / TU_TOTAL - mean * mean);
+  double D =
+      ldexp(c.clip_norm * (1 + c.clip_tolerance) * (double)c.weight_cap, c.scale_bits) + 0.5 * sqrt(TU_TOTAL);
+  double expect = c.server_lr * c.noise_multiplier * D / ldexp((double)W, c.scale_bits);
+  /* 1121 samples: the sample sd is within 5 standard errors (~1/sqrt(2n) = 2.1% each) of the truth */
+  assert_true(fabs(sd / expect - 1.0) < 0.11);
+  assert_true(fabs(mean) < 5 * expect / sqrt(TU_TOTAL));
+  storefl_agg_close(a);
+  tu_rmdir(dir);
+}
+
+/* Runs `rounds` with stdout captured into out (NUL-terminated). Returns the exit status. */
+static int run_rounds_cmd(char **argv, int argc, char *out, size_t cap) {
+  char path[] = "/tmp/storefl-rounds-out-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  fflush(stdout);
+  int saved = dup(1);
+  assert_true(saved >= 0);
+  assert_true(dup2(fd, 1) >= 0);
+  int rc = storefl_cmd_rounds(argc, argv);
+  fflush(stdout);
+  assert_true(dup2(saved, 1) >= 0);
+  close(saved);
+  ssize_t n = pread(fd, out, cap - 1, 0);
+  assert_true(n >= 0);
+  out[n] = '\0';
+  close(fd);
+  unlink(path);
+  return rc;
+}
+
+static void test_rounds_command(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  c.target_participants = 3;
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  for (int s = 0; s < 3; s++)
+    assert_int_equal(post(a, &g_up[0][s], NULL), 204);
+  assert_int_equal(post(a, &g_up[1][4], NULL), 204); /* round 2 open with one update */
+  uint8_t d[STOREFL_DIGEST_LEN];
+  assert_int_equal(storefl_agg_model_copy(a, NULL, TU_TOTAL, NULL, d), STOREFL_OK);
+  char hex[65];
+  for (int i = 0; i < 32; i++)
+    snprintf(hex + 2 * i, 3, "%02x", d[i]);
+  static char out[16384];
+  char *argv[] = {"rounds", "--db", c.db_path, "--json", NULL};
+  /* while the service holds the database open (WAL readers do not block it) */
+  assert_int_equal(run_rounds_cmd(argv, 4, out, sizeof out), 0);
+  assert_non_null(strstr(out, "{\"round\":2,\"state\":\"open\",\"model_version\":2,\"participants\":1,"));
+  assert_non_null(strstr(out, "{\"round\":1,\"state\":\"closed\",\"model_version\":1,\"participants\":3,"));
+  assert_non_null(strstr(out, hex));
+  assert_non_null(strstr(out, "\"open_round_updates\":1,"));
+  storefl_agg_close(a);
+  char *text[] = {"rounds", "--db", c.db_path, "--limit", "1", NULL};
+  assert_int_equal(run_rounds_cmd(text, 5, out, sizeof out), 0);
+  assert_non_null(strstr(out, "open"));
+  assert_null(strstr(out, " closed "));
+  char *help[] = {"rounds", "--help", NULL};
+  assert_int_equal(run_rounds_cmd(help, 2, out, sizeof out), 0);
+  assert_non_null(strstr(out, "EXIT STATUS"));
+  char *bad[] = {"rounds", "--db", c.db_path, "--config", "x", NULL};
+  assert_int_equal(run_rounds_cmd(bad, 5, out, sizeof out), 2);
+  char missing[128];
+  snprintf(missing, sizeof missing, "%s/none.db", dir);
+  char *miss[] = {"rounds", "--db", missing, NULL};
+  assert_int_equal(run_rounds_cmd(miss, 3, out, sizeof out), 1);
+  assert_int_equal(access(missing, F_OK), -1); /* not created */
+  tu_rmdir(dir);
+}
+
+/* A round keeps the parameters it opened with across a restart with an edited config (so its result is
+ * bit-identical); the edited ones (grid, weight cap, server rate, clip) apply from the next round. */
+static void test_round_keeps_its_parameters(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  c.target_participants = 10;
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  static float theta[TU_TOTAL], got[TU_TOTAL];
+  assert_int_equal(storefl_agg_model_copy(a, theta, TU_TOTAL, NULL, NULL), STOREFL_OK);
+  tu_update *ups[10];
+  for (int s = 0; s < 5; s++) {
+    assert_int_equal(post(a, &g_up[0][s], NULL), 204);
+    ups[s] = &g_up[0][s];
+  }
+  storefl_agg_close(a);
+  storefl_agg_config old = c;
+  c.scale_bits = 20;
+  c.weight_cap = 300;
+  c.server_lr = 0.25;
+  c.target_participants = 8;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  storefl_round_msg rm;
+  uint32_t parts;
+  assert_int_equal(storefl_agg_round_info(a, &rm, &parts), STOREFL_OK);
+  assert_int_equal(parts, 5);
+  assert_int_equal(rm.target_participants, 10);
+  for (int s = 5; s < 10; s++) {
+    assert_int_equal(post(a, &g_up[0][s], NULL), 204);
+    ups[s] = &g_up[0][s];
+  }
+  assert_int_equal(storefl_agg_model_copy(a, got, TU_TOTAL, NULL, NULL), STOREFL_OK);
+  assert_int_equal(tu_reference_round(theta, ups, 10, old.weight_cap, old.scale_bits, old.server_lr), 0);
+  assert_memory_equal(got, theta, sizeof got);
+  /* round 2 runs with the edited parameters */
+  assert_int_equal(storefl_agg_round_info(a, &rm, &parts), STOREFL_OK);
+  assert_int_equal(rm.round, 2);
+  assert_int_equal(rm.target_participants, 8);
+  tu_update *ups2[8];
+  for (int s = 0; s < 8; s++) {
+    assert_int_equal(post(a, &g_up[1][s], NULL), 204);
+    ups2[s] = &g_up[1][s];
+  }
+  assert_int_equal(storefl_agg_model_copy(a, got, TU_TOTAL, NULL, NULL), STOREFL_OK);
+  assert_int_equal(tu_reference_round(theta, ups2, 8, c.weight_cap, c.scale_bits, c.server_lr), 0);
+  assert_memory_equal(got, theta, sizeof got);
+  storefl_agg_close(a);
+  tu_rmdir(dir);
+}
+
+typedef struct thread_arg {
+  storefl_agg *a;
+  int first, step, ok;
+} thread_arg;
+
+static void *poster(void *p) {
+  thread_arg *t = p;
+  t->ok = 1;
+  for (int s = t->first; s < NSTORES; s += t->step) {
+    storefl_agg_response resp;
+    storefl_agg_handle_update(t->a, g_up[0][s].store, 60, g_up[0][s].body, g_up[0][s].len, &resp);
+    t->ok &= resp.coap_code == 204;
+    storefl_agg_response_release(&resp);
+    /* readers in between, as the transport's GETs would be */
+    storefl_agg_handle_model(t->a, NULL, 0, &resp);
+    t->ok &= resp.coap_code == 205;
+    storefl_agg_response_release(&resp);
+    storefl_agg_handle_status(t->a, 0, &resp);
+    storefl_agg_response_release(&resp);
+  }
+  return NULL;
+}
+
+/* Four threads posting the 50 updates of round 1 concurrently: same model as the sequential run. */
+static void test_concurrent_callers(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  pthread_t th[4];
+  thread_arg args[4];
+  for (int i = 0; i < 4; i++) {
+    args[i] = (thread_arg){a, i, 4, 0};
+    assert_int_equal(pthread_create(&th[i], NULL, poster, &args[i]), 0);
+  }
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(pthread_join(th[i], NULL), 0);
+    assert_true(args[i].ok);
+  }
+  uint8_t d[STOREFL_DIGEST_LEN];
+  uint64_t ver;
+  assert_int_equal(storefl_agg_model_copy(a, NULL, TU_TOTAL, &ver, d), STOREFL_OK);
+  assert_int_equal(ver, 2);
+  assert_memory_equal(d, g_digests[0], sizeof d);
+  storefl_agg_close(a);
+  tu_rmdir(dir);
+}
+
+typedef struct ledger_seen {
+  int n;
+  uint8_t digests[4][STOREFL_DIGEST_LEN];
+  uint32_t parts[4];
+} ledger_seen;
+
+static int see_entry(void *ctx, const storefl_ledger_entry *e, const uint8_t *cbor, size_t len) {
+  ledger_seen *l = ctx;
+  (void)cbor;
+  (void)len;
+  if (l->n < 4) {
+    memcpy(l->digests[l->n], e->model_digest, STOREFL_DIGEST_LEN);
+    l->parts[l->n] = e->n_participants;
+  }
+  l->n++;
+  return 0;
+}
+
+/* Built-in privacy: central noise, the signed ledger appended in the closing transaction, and the
+ * per-store epsilon cap answered with 4.03 - all from the privacy module, configured by keys only. */
+static void test_builtin_ledger_and_budget(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  c.noise_multiplier = 1.0;
+  c.target_participants = 5;
+  snprintf(c.signing_key, sizeof c.signing_key, "%s/aggregator.key", dir);
+  /* a cap between one and two rounds of (q = 1, sigma = 1) */
+  double rdp[STOREFL_BUDGET_ORDERS] = {0}, e1, e2;
+  assert_int_equal(storefl_budget_add_round(rdp, 1.0, 1.0), STOREFL_OK);
+  assert_int_equal(storefl_budget_epsilon(rdp, c.delta, &e1), STOREFL_OK);
+  assert_int_equal(storefl_budget_add_round(rdp, 1.0, 1.0), STOREFL_OK);
+  assert_int_equal(storefl_budget_epsilon(rdp, c.delta, &e2), STOREFL_OK);
+  assert_true(e1 > 0 && e2 > e1);
+  c.epsilon_cap = 0.5 * (e1 + e2);
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  uint8_t d[2][STOREFL_DIGEST_LEN];
+  for (int s = 0; s < 5; s++)
+    assert_int_equal(post(a, &g_up[0][s], NULL), 204);
+  assert_int_equal(storefl_agg_model_copy(a, NULL, TU_TOTAL, NULL, d[0]), STOREFL_OK);
+  /* round 2: store-000 already spent e1; one more round would take it past the cap */
+  assert_int_equal(code_of(a, "store-000", 60, g_up[1][0].body, g_up[1][0].len, "budget_exceeded"), 403);
+  for (int s = 5; s < 10; s++)
+    assert_int_equal(post(a, &g_up[1][s], NULL), 204);
+  uint64_t ver;
+  assert_int_equal(storefl_agg_model_copy(a, NULL, TU_TOTAL, &ver, d[1]), STOREFL_OK);
+  assert_int_equal(ver, 3);
+  storefl_agg_close(a);
+  /* the ledger verifies (chain, signatures, replayed epsilons) and records the served models */
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(c.db_path, &db), SQLITE_OK);
+  storefl_signer *signer = NULL;
+  assert_int_equal(storefl_signer_open(c.signing_key, &signer, NULL), STOREFL_OK);
+  storefl_ledger_report rep;
+  assert_int_equal(storefl_ledger_verify(db, signer, &rep), STOREFL_OK);
+  assert_int_equal(rep.n_entries, 2);
+  ledger_seen seen = {0};
+  assert_int_equal(storefl_ledger_foreach(db, see_entry, &seen), STOREFL_OK);
+  assert_int_equal(seen.n, 2);
+  assert_memory_equal(seen.digests[0], d[0], STOREFL_DIGEST_LEN);
+  assert_memory_equal(seen.digests[1], d[1], STOREFL_DIGEST_LEN);
+  assert_int_equal(seen.parts[0], 5);
+  assert_int_equal(seen.parts[1], 5);
+  double eps;
+  assert_int_equal(storefl_ledger_store_epsilon(db, "store-000", c.delta, &eps), STOREFL_OK);
+  assert_true(fabs(eps - e1) <= 1e-9 * e1);
+  storefl_signer_free(signer);
+  sqlite3_close(db);
+  tu_rmdir(dir);
+}
+
+static void exec_sql(const char *path, const char *sql) {
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+}
+
+/* The database refuses one write (a trigger injects the failure): 5.03, the update is taken back out
+ * of the sums, and the round still ends bit-identical to the uninterrupted run once it is re-sent. */
+static void test_persist_failure_takes_update_back(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  exec_sql(c.db_path, "CREATE TRIGGER fail13 BEFORE INSERT ON updates WHEN NEW.store_id = 'store-013' "
+                      "BEGIN SELECT RAISE(ABORT, 'injected'); END;");
+  for (int s = 0; s < NSTORES; s++) {
+    if (s == 13) {
+      assert_int_equal(code_of(a, "store-013", 60, g_up[0][13].body, g_up[0][13].len, "storage"), 503);
+      continue;
+    }
+    if (s == 20) {
+      exec_sql(c.db_path, "DROP TRIGGER fail13;");
+      assert_int_equal(post(a, &g_up[0][13], NULL), 204);
+    }
+    assert_int_equal(post(a, &g_up[0][s], NULL), 204);
+  }
+  uint8_t d[STOREFL_DIGEST_LEN];
+  uint64_t ver;
+  assert_int_equal(storefl_agg_model_copy(a, NULL, TU_TOTAL, &ver, d), STOREFL_OK);
+  assert_int_equal(ver, 2);
+  assert_memory_equal(d, g_digests[0], sizeof d);
+  storefl_agg_close(a);
+  tu_rmdir(dir);
+}
+
 typedef struct hook_ctx {
   int calls, fail;
   uint32_t n;
@@ -580,6 +942,11 @@ static void test_ledger_hook_atomic(void **state) {
     assert_int_equal(post(a, &g_up[0][s], NULL), 204);
   /* the hook failed: nothing applied, the round is still open with its 10 updates */
   assert_int_equal(h.calls, 1);
+  /* past the deadline with the close still failing: later uploads are not folded into it (5.03) */
+  g_now += c.duration_ms;
+  assert_int_equal(code_of(a, "store-011", 60, g_up[0][11].body, g_up[0][11].len, "round_closing"), 503);
+  assert_int_equal(h.calls, 2);
+  g_now -= c.duration_ms;
   storefl_round_msg rm;
   uint32_t parts;
   assert_int_equal(storefl_agg_round_info(a, &rm, &parts), STOREFL_OK);
@@ -594,7 +961,7 @@ static void test_ledger_hook_atomic(void **state) {
   assert_int_equal(storefl_agg_open(&c, &opt, &a), STOREFL_OK);
   g_now += c.duration_ms;
   storefl_agg_tick(a);
-  assert_int_equal(h.calls, 2);
+  assert_int_equal(h.calls, 3);
   assert_int_equal(h.n, 10);
   assert_string_equal(h.first, "store-000");
   assert_int_equal(storefl_agg_model_copy(a, NULL, TU_TOTAL, &ver, NULL), STOREFL_OK);
@@ -698,14 +1065,43 @@ static void test_config_file(void **state) {
   assert_int_equal(storefl_agg_config_load_string("[model]\ntensor = a:4\n[aggregation]\nscale_bits = 40\n",
                                                   &c, err, sizeof err),
                    STOREFL_ERR_INVALID);
-  /* the shipped example config loads */
+  /* an architecture without a built-in definition needs its tensors */
+  storefl_agg_config_defaults(&c);
+  assert_int_equal(storefl_agg_config_load_string("[model]\narch = other\n", &c, err, sizeof err),
+                   STOREFL_ERR_INVALID);
+  /* the shipped example config loads, and its wide-deep-v1 model comes from the model module's initializer */
   const char *src = getenv("STOREFL_SOURCE_DIR");
-  if (src) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/configs/aggregator.ini", src);
-    storefl_agg_config_defaults(&c);
-    assert_int_equal(storefl_agg_config_load(path, &c, err, sizeof err), STOREFL_OK);
-  }
+  assert_non_null(src);
+  char path[1024];
+  snprintf(path, sizeof path, "%s/configs/aggregator.ini", src);
+  storefl_agg_config_defaults(&c);
+  assert_int_equal(storefl_agg_config_load(path, &c, err, sizeof err), STOREFL_OK);
+  assert_true(c.init_from_model);
+  assert_int_equal(c.n_tensors, STOREFL_MODEL_NPARAMS);
+  char dir[] = "/tmp/storefl-aggcfg-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  snprintf(c.db_path, sizeof c.db_path, "%s/agg.db", dir);
+  assert_true(c.signing_key[0] && c.epsilon_cap > 0); /* the example enables the ledger and a cap */
+  snprintf(c.signing_key, sizeof c.signing_key, "%s/aggregator.key", dir);
+  c.init_seed = 5;
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  storefl_model_config mc = {c.model_buckets, c.model_dim, c.model_hidden};
+  storefl_model *m = NULL;
+  assert_int_equal(storefl_model_create(&mc, &m), STOREFL_OK);
+  storefl_model_init(m, 5);
+  assert_int_equal(storefl_agg_model_numel(a), m->numel);
+  float *p = malloc(m->numel * sizeof *p);
+  assert_non_null(p);
+  uint8_t d[STOREFL_DIGEST_LEN], d2[STOREFL_DIGEST_LEN];
+  assert_int_equal(storefl_agg_model_copy(a, p, m->numel, NULL, d), STOREFL_OK);
+  assert_memory_equal(p, m->block, m->numel * sizeof *p);
+  assert_int_equal(storefl_model_sha256(m, d2), STOREFL_OK);
+  assert_memory_equal(d, d2, sizeof d);
+  free(p);
+  storefl_model_free(m);
+  storefl_agg_close(a);
+  tu_rmdir(dir);
 }
 
 int main(void) {
@@ -716,6 +1112,13 @@ int main(void) {
       cmocka_unit_test(test_rejections_change_nothing),
       cmocka_unit_test(test_get_handlers),
       cmocka_unit_test(test_deadlines_extend_abandon_and_sampling),
+      cmocka_unit_test(test_concurrent_callers),
+      cmocka_unit_test(test_persist_failure_takes_update_back),
+      cmocka_unit_test(test_local_mode_noise_floor),
+      cmocka_unit_test(test_round_keeps_its_parameters),
+      cmocka_unit_test(test_rounds_command),
+      cmocka_unit_test(test_central_noise_builtin),
+      cmocka_unit_test(test_builtin_ledger_and_budget),
       cmocka_unit_test(test_ledger_hook_atomic),
       cmocka_unit_test(test_fedadam_deterministic_and_pruning),
       cmocka_unit_test(test_config_file),

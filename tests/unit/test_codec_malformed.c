@@ -247,6 +247,8 @@ static void test_truncation_every_offset(void **state) {
     for (size_t n = 0; n < s->len; n++)
       EXPECT(s, s->buf, n, STOREFL_ERR_INVALID);
     EXPECT(s, s->buf, s->len, STOREFL_OK);
+    assert_int_equal(s->dec(NULL, 0, 100), STOREFL_ERR_INVALID);
+    assert_int_equal(s->dec(NULL, 5, 100), STOREFL_ERR_INVALID);
   }
 }
 
@@ -764,6 +766,20 @@ static void test_field_values(void **state) {
   EXPECT(l, b.p, b.n, STOREFL_ERR_INVALID);
   b_free(&v);
   b_free(&b);
+  /* ledger: more participants than STOREFL_MAX_PARTICIPANTS (4.13), exactly the limit is fine */
+  for (int extra = 0; extra <= 1; extra++) {
+    b_head(&v, 4, STOREFL_MAX_PARTICIPANTS + (uint64_t)extra);
+    for (int i = 0; i < STOREFL_MAX_PARTICIPANTS + extra; i++) {
+      char id[8];
+      snprintf(id, sizeof id, "s%05d", i);
+      b_text(&v, id);
+    }
+    rebuild(l, &pl, -1, -1, 11, &v, NULL, 0, &b);
+    int want = extra ? STOREFL_ERR_TOO_LARGE : STOREFL_OK;
+    EXPECT(l, b.p, b.n, want);
+    b_free(&v);
+    b_free(&b);
+  }
   /* ledger: an epsilon pair with three elements */
   b_head(&v, 4, 1);
   b_head(&v, 4, 3);

@@ -165,6 +165,33 @@ static void test_pack(void **state) {
   assert_memory_equal(out, "\x00\x00\x00\x3f", 4);
 }
 
+static void test_tensors_match(void **state) {
+  (void)state;
+  static const uint8_t data[24];
+  storefl_tensor m[2] = {{.name = {"w", 1}, .ndim = 2, .shape = {2, 3}, .dtype = STOREFL_DTYPE_F32},
+                         {.name = {"b", 1}, .ndim = 1, .shape = {3}, .dtype = STOREFL_DTYPE_F32}};
+  m[0].data = m[1].data = data;
+  m[0].nbytes = 24;
+  m[1].nbytes = 12;
+  storefl_tensor u[2];
+  memcpy(u, m, sizeof u);
+  u[0].dtype = STOREFL_DTYPE_I8; /* encodings may differ */
+  assert_int_equal(storefl_tensors_match(u, 2, m, 2), STOREFL_OK);
+  assert_int_equal(storefl_tensors_match(u, 1, m, 2), STOREFL_ERR_INVALID);
+  u[1].name.ptr = "c";
+  assert_int_equal(storefl_tensors_match(u, 2, m, 2), STOREFL_ERR_INVALID);
+  u[1].name.ptr = "b";
+  u[0].shape[0] = 3;
+  u[0].shape[1] = 2; /* same numel, other shape */
+  assert_int_equal(storefl_tensors_match(u, 2, m, 2), STOREFL_ERR_INVALID);
+  u[0].shape[0] = 2;
+  u[0].shape[1] = 3;
+  u[1].ndim = 2;
+  u[1].shape[1] = 1;
+  assert_int_equal(storefl_tensors_match(u, 2, m, 2), STOREFL_ERR_INVALID);
+  assert_int_equal(storefl_tensors_match(NULL, 0, NULL, 0), STOREFL_OK);
+}
+
 static void test_store_id(void **state) {
   (void)state;
   char id[66];
@@ -186,6 +213,7 @@ int main(void) {
       cmocka_unit_test(test_numel),
       cmocka_unit_test(test_pack),
       cmocka_unit_test(test_store_id),
+      cmocka_unit_test(test_tensors_match),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

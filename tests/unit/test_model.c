@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -736,6 +737,62 @@ static void test_score_matches_rank_and_validates(void **state) {
   free_world(&w);
 }
 
+static int write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  if (!f)
+    return -1;
+  fputs(text, f);
+  return fclose(f);
+}
+
+static void test_config_ini(void **state) {
+  (void)state;
+  char path[] = "/tmp/storefl-model-ini-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  close(fd);
+  storefl_model_config mc;
+  storefl_train_config tc;
+  storefl_model_config_default(&mc);
+  storefl_train_config_default(&tc);
+  char err[256];
+  assert_int_equal(write_file(path, "[columns]\nproduct = sku\n[model]\nbuckets = 4096\ndim = 16\n"
+                                    "optimizer = sgd\nlr = 0.1\nalgo = fomaml\ninner_steps = 5\n"
+                                    "negatives = 8\nseed = 12345678901\npersonal_last = 64\n"),
+                   0);
+  assert_int_equal(storefl_train_config_load_ini(path, "model", &mc, &tc, err, sizeof err), STOREFL_OK);
+  assert_int_equal(mc.buckets, 4096);
+  assert_int_equal(mc.dim, 16);
+  assert_int_equal(mc.hidden, 64); /* untouched */
+  assert_int_equal(tc.optim.kind, STOREFL_OPT_SGD);
+  assert_true(tc.optim.lr == 0.1f);
+  assert_int_equal(tc.algo, STOREFL_FED_FOMAML);
+  assert_int_equal(tc.inner_steps, 5);
+  assert_int_equal(tc.negatives, 8);
+  assert_true(tc.seed == 12345678901ULL);
+  assert_int_equal(tc.personal_last, 64);
+  /* Errors name the line; nothing is changed on error. */
+  storefl_model_config mc2 = mc;
+  assert_int_equal(write_file(path, "[model]\ndim = 8\nbuckets = 1000\n"), 0);
+  assert_int_equal(storefl_train_config_load_ini(path, "model", &mc2, &tc, err, sizeof err),
+                   STOREFL_ERR_INVALID);
+  assert_non_null(strstr(err, "line 3"));
+  assert_non_null(strstr(err, "buckets"));
+  assert_int_equal(mc2.dim, 16);
+  assert_int_equal(write_file(path, "[model]\nlearning_rate = 1\n"), 0);
+  assert_int_equal(storefl_train_config_load_ini(path, "model", &mc, &tc, err, sizeof err),
+                   STOREFL_ERR_INVALID);
+  assert_non_null(strstr(err, "unknown key"));
+  assert_int_equal(write_file(path, "[model]\nalgo = maml2\n"), 0);
+  assert_int_equal(storefl_train_config_load_ini(path, "model", &mc, &tc, err, sizeof err),
+                   STOREFL_ERR_INVALID);
+  assert_int_equal(write_file(path, "[model]\nbatch = 0\n"), 0);
+  assert_int_equal(storefl_train_config_load_ini(path, "model", &mc, &tc, err, sizeof err),
+                   STOREFL_ERR_INVALID);
+  remove(path);
+  assert_int_equal(storefl_train_config_load_ini(path, "model", &mc, &tc, err, sizeof err), STOREFL_ERR_IO);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_hashing),
@@ -749,6 +806,7 @@ int main(void) {
       cmocka_unit_test(test_fedavg_delta),
       cmocka_unit_test(test_fomaml_and_fedavg_rounds),
       cmocka_unit_test(test_personalize_and_blob),
+      cmocka_unit_test(test_config_ini),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

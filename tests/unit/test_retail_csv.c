@@ -124,6 +124,11 @@ static void test_missing_column_named(void **state) {
       open_str("InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID\n", &cols,
                STOREFL_OK, err, sizeof err);
   storefl_retail_close(r);
+  /* Regression: re-setting a column to its own name (making it explicit) used to overlap in
+   * snprintf and leave it empty. */
+  assert_int_equal(storefl_retail_columns_set(&cols, "country", cols.name[STOREFL_COL_COUNTRY]), STOREFL_OK);
+  assert_string_equal(cols.name[STOREFL_COL_COUNTRY], "Country");
+  assert_true(cols.explicit_mask & (1u << STOREFL_COL_COUNTRY));
   assert_int_equal(storefl_retail_columns_set(&cols, "country", "Land"), STOREFL_OK);
   open_str(HEADER, &cols, STOREFL_ERR_INVALID, err, sizeof err);
   assert_non_null(strstr(err, "'Land'"));

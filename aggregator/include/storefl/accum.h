@@ -5,9 +5,9 @@
  * q = round_half_even(x * w * 2^S) to an int64 sum: x * w * 2^S is an exact double for float32,
  * float16 and int8 values (q8 * scale: 8 + 24 + 20 bits), so q depends on nothing but (x, w, S) and
  * the only rounding is that one, deterministic, step. Integer addition is associative, so any
- * arrival order and any sharding (sum of per-shard sums) gives bit-identical sums; an update can be
- * subtracted again exactly. Memory is O(model): one int64 per coordinate, whatever the number of
- * participants.
+ * arrival order and any sharding (sum of per-shard sums) gives bit-identical sums. Memory is
+ * O(model): one int64 per coordinate, whatever the number of participants. Tensor names are at most
+ * STOREFL_MAX_ID_LEN (64) bytes here.
  *
  * Overflow is impossible by construction: every contribution |q| must be <= limit, where
  * limit = min(floor(INT64_MAX / max_updates), 2^51 - 1); an update that would exceed it is rejected (nothing
@@ -67,6 +67,22 @@ int storefl_accum_range_ok(const storefl_accum *acc, const storefl_accum_stats *
  * tensors (the service checks once, persists, then adds). Range and count are re-checked. */
 int storefl_accum_add_checked(storefl_accum *acc, const storefl_tensor *tensors, uint32_t n_tensors,
                               uint64_t weight, const storefl_accum_stats *stats);
+
+/* Structure only: count, names, order, shapes, dtypes, nbytes, int8 scales (finite, > 0). Same errors
+ * as storefl_accum_check, without reading the values. */
+int storefl_accum_match(const storefl_accum *acc, const storefl_tensor *tensors, uint32_t n_tensors);
+
+/* The fast path: matches the structure, then adds weight * update while measuring it in the same pass
+ * (the update is read once). If a value is not finite (STOREFL_ERR_NONFINITE), the L2 norm exceeds
+ * max_norm or a contribution exceeds the range (STOREFL_ERR_INVALID), the same contributions are
+ * subtracted again - exactly, in integers - and the sums are as before. stats (may be NULL) receives
+ * the measurement either way once the structure matched. STOREFL_ERR_UNAVAILABLE when full. */
+int storefl_accum_add_measured(storefl_accum *acc, const storefl_tensor *tensors, uint32_t n_tensors,
+                               uint64_t weight, double max_norm, storefl_accum_stats *stats);
+
+/* Takes back an update that was added with the same tensors and weight (e.g. when persisting it
+ * failed): exact. STOREFL_ERR_INVALID for bad arguments. */
+int storefl_accum_sub(storefl_accum *acc, const storefl_tensor *tensors, uint32_t n_tensors, uint64_t weight);
 
 /* Adds weight * update (weight >= 1). Call storefl_accum_check first; add re-checks only the range.
  * Errors: STOREFL_ERR_INVALID (weight 0, or a contribution over the limit: nothing changed),

@@ -36,12 +36,16 @@ typedef struct storefl_agg_config {
   /* [storage] */
   char db_path[STOREFL_AGG_PATH_MAX]; /* SQLite file (WAL, synchronous=FULL) */
   uint32_t keep_models;               /* model versions kept (>= 1); older ones pruned at close */
-  /* [model] initial model when the database has none */
+  /* [model] initial model when the database has none. With arch = wide-deep-v1 and no `tensor` lines,
+   * the model module's architecture (buckets/dim/hidden) and initializer (storefl_model_init) are used;
+   * with `tensor` lines, those shapes and uniform(-init_scale, init_scale) weights. */
   char arch[STOREFL_MAX_ID_LEN + 1];
   uint32_t n_tensors;
   storefl_accum_tensor tensors[STOREFL_MAX_TENSORS];
-  uint64_t init_seed; /* deterministic initial weights: uniform(-init_scale, init_scale) */
+  uint64_t init_seed;
   double init_scale;
+  uint32_t model_buckets, model_dim, model_hidden; /* wide-deep-v1 sizes; 0 = the model's default */
+  int init_from_model; /* set by storefl_agg_config_resolve_model(): tensors came from the model module */
   /* [round] */
   uint32_t min_participants, target_participants;
   uint32_t max_participants; /* hard cap of accepted updates per round (bounds the accumulator range) */
@@ -59,7 +63,9 @@ typedef struct storefl_agg_config {
   double clip_norm;        /* C */
   double noise_multiplier; /* sigma */
   double delta;
-  double clip_tolerance; /* relative slack on C for quantization error (e.g. 0.01) */
+  double clip_tolerance;                  /* relative slack on C for quantization error (e.g. 0.01) */
+  char signing_key[STOREFL_AGG_PATH_MAX]; /* ledger key (ECDSA P-256 PEM, 0600); empty = no ledger */
+  double epsilon_cap;                     /* per-store cumulative epsilon cap at delta; 0 = none */
   /* [aggregation] */
   uint64_t weight_cap; /* per-store weight = min(num_examples, weight_cap) */
   int scale_bits;      /* fixed-point grid 2^-scale_bits */
@@ -79,6 +85,17 @@ int storefl_agg_config_load(const char *path, storefl_agg_config *cfg, char *err
 
 /* Same from an in-memory INI text (tests). */
 int storefl_agg_config_load_string(const char *text, storefl_agg_config *cfg, char *err, size_t errlen);
+
+/* With arch = wide-deep-v1 and no tensor lines, fills the tensor list from the model module
+ * (storefl/model.h) and sets init_from_model. Called by the loaders and by storefl_agg_open.
+ * STOREFL_ERR_INVALID for bad sizes. */
+int storefl_agg_config_resolve_model(storefl_agg_config *cfg, char *err, size_t errlen);
+
+/* The per-round parameters of cfg ([round], [privacy], [aggregation] keys except total_rounds) as INI
+ * text that storefl_agg_config_load_string() reads back exactly (doubles with 17 digits). A round keeps
+ * the parameters it opened with across restarts; edited ones apply from the next round.
+ * STOREFL_ERR_TOO_LARGE if cap is too small. */
+int storefl_agg_config_round_params(const storefl_agg_config *cfg, char *buf, size_t cap);
 
 /* Checks ranges and consistency (min <= target <= max participants, grid range cannot overflow for
  * the largest acceptable update, ...). STOREFL_ERR_INVALID with a message. */

@@ -45,23 +45,28 @@ typedef struct storefl_agg_round_result {
   int closed_on_deadline;          /* 1 if it closed at its deadline (needed to claim amplification) */
 } storefl_agg_round_result;
 
-/* Privacy hooks (branch `privacy`). Every pointer may be NULL: no budget check, no ledger. Central
- * mode with noise_multiplier > 0 requires add_central_noise, else storefl_agg_open fails. */
+/* Privacy hooks. Every pointer may be NULL: no budget check, no ledger; and in central mode with
+ * noise_multiplier > 0 and no add_central_noise, the built-in source is used (the privacy module's exact
+ * discrete Gaussian, storefl_dp_add_dgauss, on a CTR_DRBG seeded from the OS entropy source). */
 typedef struct storefl_agg_privacy {
   void *ctx;
   /* 0 if store_id may take part in this round; STOREFL_ERR_BUDGET (-> 4.03) if it would exceed its
    * cap; any other error -> 5.00. */
   int (*budget_check)(void *ctx, const char *store_id, const storefl_round_msg *round);
-  /* Adds noise to the accumulated integer sums, in place, on the accumulator grid: standard deviation
-   * stddev_grid = sigma * C * weight_cap * 2^scale_bits grid units (the sensitivity of the weighted
-   * sum). Must be a discrete Gaussian from a CSPRNG. Returns 0 or an error (the round stays open). */
+  /* Adds noise to a copy of the accumulated integer sums, in place, on the accumulator grid, with
+   * standard deviation stddev_grid = sigma * D grid units, D = C*(1+clip_tolerance)*weight_cap*2^S +
+   * sqrt(d)/2: the L2 sensitivity of the weighted integer sum to one store (accepted norm bound plus
+   * the rounding of d coordinates). Must be a discrete Gaussian from a CSPRNG. An error leaves the
+   * round open. */
   int (*add_central_noise)(void *ctx, int64_t *sums, size_t n, double stddev_grid);
   /* Called inside the transaction that closes the round (db is the service's connection; write the
    * ledger entry there so that model, round state and ledger commit together). Error -> rollback. */
   int (*on_round_closed)(void *ctx, sqlite3 *db, const storefl_agg_round_result *result);
 } storefl_agg_privacy;
 
-enum { STOREFL_AGG_CHANGED_ROUND = 1u, STOREFL_AGG_CHANGED_MODEL = 2u };
+/* notify() flags: the round (announcement) changed, the model changed, the status changed (an update
+ * was accepted). */
+enum { STOREFL_AGG_CHANGED_ROUND = 1u, STOREFL_AGG_CHANGED_MODEL = 2u, STOREFL_AGG_CHANGED_STATUS = 4u };
 
 typedef struct storefl_agg_options {
   int64_t (*now_ms)(void *ctx); /* NULL: CLOCK_REALTIME in ms */

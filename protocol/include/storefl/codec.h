@@ -106,6 +106,15 @@ int storefl_tensor_pack(storefl_dtype dtype, const float *src, size_t n, uint8_t
 int storefl_model_digest(const storefl_tensor *tensors, uint32_t n_tensors,
                          uint8_t digest[STOREFL_DIGEST_LEN]);
 
+/* CoAP ETag of /v1/model: the first STOREFL_ETAG_LEN bytes of the model digest (an ETag option
+ * holds at most 8 bytes, RFC 7252 section 5.10.6). */
+#define STOREFL_ETAG_LEN 8
+
+/* Protocol rule "an update has the model's tensors": same count, and tensor i has the same name,
+ * rank and shape as model tensor i (dtypes may differ). STOREFL_OK or STOREFL_ERR_INVALID (4.00). */
+int storefl_tensors_match(const storefl_tensor *update, uint32_t n_update, const storefl_tensor *model,
+                          uint32_t n_model);
+
 /* Returns 1 if s (len bytes, no NUL needed) matches [A-Za-z0-9._-]{1,64}, else 0. */
 int storefl_store_id_valid(const char *s, size_t len);
 

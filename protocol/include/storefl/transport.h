@@ -137,9 +137,11 @@ int storefl_client_request(storefl_client *c, coap_pdu_code_t method, const char
 
 /* Conditional GET of a large resource: with the ETag of the body the caller holds, 2.03 Valid means
  * unchanged (no body crosses the network); otherwise the full body is fetched. libcoap 4.3.5's
- * server drops the ETag from later Block2 blocks of a request that carried a non-matching ETag
- * (its clients then keep only the first block), so a changed resource is fetched again with a
- * plain GET: one extra block on change, nothing on the common unchanged path. */
+ * server mishandles a Block2 follow-up request carrying a non-matching ETag (it leaks 80 bytes in
+ * coap_handle_request_send_block and drops the ETag from the later blocks, so its client keeps only
+ * the first block): on 2.05 the body is therefore fetched again with a plain GET. Callers that can
+ * know in advance that the resource changed (the round names the model digest) should not send the
+ * ETag at all; see storefl_agent_sync(). */
 int storefl_client_fetch(storefl_client *c, const char *path, const uint8_t *etag, size_t etag_len,
                          storefl_response *resp, char *err, size_t errlen);
 

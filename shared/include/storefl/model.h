@@ -95,7 +95,8 @@ int storefl_model_sha256(const storefl_model *m, uint8_t out[STOREFL_MODEL_DIGES
 /* Scores candidates (catalogue indices) for a query: scores[i] = logit of candidate i (higher is
  * better; apply a sigmoid for a probability). The catalogue must be finalized and hash into the
  * model's bucket count. Work is O(n * (3d+W) * H) via sgemm, memory O(min(n, 256) * (3d+W)).
- * Errors: STOREFL_ERR_INVALID (bucket mismatch, index out of range), STOREFL_ERR_NOMEM. */
+ * Errors: STOREFL_ERR_INVALID (bucket mismatch, index out of range, history or basket over 4096),
+ * STOREFL_ERR_NOMEM. */
 int storefl_model_score(const storefl_model *m, const storefl_catalog *c, const storefl_query *q,
                         const uint32_t *cands, size_t n, float *scores);
 

@@ -117,4 +117,14 @@ int storefl_local_update(const storefl_model *global, const storefl_train_data *
 int storefl_personalize(const storefl_model *global, const storefl_train_data *data,
                         const storefl_train_config *cfg, storefl_model *out);
 
+/* Applies the keys of INI section `section` (e.g. "model" of agent.ini) on top of *mc and *tc (either
+ * may be NULL to ignore its keys); other sections are ignored, an absent section changes nothing.
+ * Keys: buckets, dim, hidden (model); optimizer = adam|sgd, lr, beta1, beta2, clip, batch, negatives,
+ * steps, history, max_basket, seed, algo = fedavg|fomaml, support_frac, inner_steps, inner_lr,
+ * personal_steps, personal_last, personal_lr (training). The result is validated as a whole.
+ * Errors: STOREFL_ERR_IO (cannot open), STOREFL_ERR_INVALID (syntax, unknown key, bad value, or an
+ * invalid combination; err names the line or the problem). err may be NULL. */
+int storefl_train_config_load_ini(const char *path, const char *section, storefl_model_config *mc,
+                                  storefl_train_config *tc, char *err, size_t errlen);
+
 #endif
