@@ -390,6 +390,11 @@ static void error_reason(const storefl_response *r, char *buf, size_t cap) {
     snprintf(buf, cap, "%d.%02d", r->code / 100, r->code % 100);
 }
 
+static int sync_model(storefl_store *st, storefl_client *client, storefl_sync_result *res, char *err,
+                      size_t errlen);
+static int sync_outbox(const storefl_agent_net_config *c, storefl_store *st, storefl_client *client,
+                       storefl_sync_result *res, char *err, size_t errlen);
+
 int storefl_agent_sync(const storefl_agent_net_config *c, storefl_store *st, storefl_client *client,
                        storefl_sync_result *res, char *err, size_t errlen) {
   memset(res, 0, sizeof *res);
@@ -406,7 +411,19 @@ int storefl_agent_sync(const storefl_agent_net_config *c, storefl_store *st, sto
   }
   storefl_response_free(&r);
 
-  /* 2. The model, only if its ETag changed. */
+  /* 2. The outbox before the model: a pending update is what must not wait; on a lossy link a
+   * failed model download used to end the exchange before the upload was even tried
+   * (tests/hardening/test_loss.sh). 3. The model, only if its ETag changed. */
+  rc = sync_outbox(c, st, client, res, err, errlen);
+  if (rc)
+    return rc;
+  return sync_model(st, client, res, err, errlen);
+}
+
+static int sync_model(storefl_store *st, storefl_client *client, storefl_sync_result *res, char *err,
+                      size_t errlen) {
+  storefl_response r;
+  int rc;
   char hex[2 * STOREFL_ETAG_LEN + 1] = {0};
   uint8_t etag[STOREFL_ETAG_LEN];
   size_t etag_len = 0;
@@ -452,7 +469,13 @@ int storefl_agent_sync(const storefl_agent_net_config *c, storefl_store *st, sto
   }
   storefl_response_free(&r);
 
-  /* 3. The outbox. */
+  return STOREFL_OK;
+}
+
+static int sync_outbox(const storefl_agent_net_config *c, storefl_store *st, storefl_client *client,
+                       storefl_sync_result *res, char *err, size_t errlen) {
+  storefl_response r;
+  int rc;
   int64_t now = storefl_agent_now_ms();
   storefl_outbox_item it;
   memset(&it, 0, sizeof it);
@@ -502,7 +525,9 @@ int storefl_agent_sync(const storefl_agent_net_config *c, storefl_store *st, sto
       SFL_INFO("sync", "update for round %llu acknowledged (%zu bytes%s)", (unsigned long long)it.round,
                it.body_len, rc_msg.duplicate ? ", already counted" : "");
     }
-  } else if (r.code == 503 || r.code / 100 == 5) {
+  } else if (r.code == 408 || r.code / 100 == 5) {
+    /* 4.08 Request Entity Incomplete is about the transfer (a block lost or retransmitted on a lossy
+     * path, tests/hardening/test_loss.sh), not about the update: retry it like an outage. */
     error_reason(&r, why, sizeof why);
     int64_t wait = storefl_agent_backoff_ms(c, it.attempts + 1, drbg);
     (void)storefl_store_outbox_mark_failed(st, it.id, now + wait, why, 0);

@@ -16,6 +16,7 @@
 typedef struct sess_state {
   uint8_t *buf;
   size_t cap, len;
+  int active; /* holds one of the server's max_uploads slots */
 } sess_state;
 
 struct storefl_server {
@@ -25,6 +26,7 @@ struct storefl_server {
   coap_resource_t *r_model, *r_round, *r_update, *r_status;
   unsigned pending; /* STOREFL_SERVER_CHANGED_* not yet notified */
   uint32_t sessions;
+  unsigned uploads; /* sessions holding an upload slot (sess_state.active) */
 };
 
 static void set_err(char *err, size_t errlen, const char *msg, const char *arg) {
@@ -34,6 +36,15 @@ static void set_err(char *err, size_t errlen, const char *msg, const char *arg) 
 
 static storefl_server *server_of(coap_session_t *session) {
   return coap_context_get_app_data(coap_session_get_context(session));
+}
+
+/* Gives back the session's upload slot (upload finished, refused, or session gone). */
+static void upload_done(storefl_server *s, sess_state *st) {
+  if (st && st->active) {
+    st->active = 0;
+    if (s->uploads)
+      s->uploads--;
+  }
 }
 
 static void sess_free(sess_state *st) {
@@ -55,6 +66,7 @@ static int on_event(coap_session_t *session, const coap_event_t event) {
   } else if (event == COAP_EVENT_SERVER_SESSION_DEL) {
     if (s->sessions)
       s->sessions--;
+    upload_done(s, coap_session_get_app_data(session));
     sess_free(coap_session_get_app_data(session));
     coap_session_set_app_data(session, NULL);
   } else if (event == COAP_EVENT_DTLS_ERROR) {
@@ -209,6 +221,17 @@ static void too_large(storefl_server *s, coap_pdu_t *response, coap_session_t *s
            total, (unsigned long long)s->o.max_upload_bytes);
 }
 
+/* Overload: more block-wise uploads in progress than max_uploads. 5.03 with Max-Age tells the agent
+ * when to come back (its outbox retries 5.xx with back-off), instead of buffering without bound. */
+static void busy(storefl_server *s, coap_pdu_t *response, coap_session_t *session) {
+  uint8_t buf[4];
+  coap_pdu_set_code(response, COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE);
+  coap_add_option(response, COAP_OPTION_MAXAGE, coap_encode_var_safe(buf, sizeof buf, s->o.busy_max_age_s),
+                  buf);
+  SFL_INFO("server", "5.03 for %s: %u uploads in progress (max_uploads), retry in %u s",
+           coap_session_str(session), s->uploads, s->o.busy_max_age_s);
+}
+
 static void hnd_update(coap_resource_t *resource, coap_session_t *session, const coap_pdu_t *request,
                        const coap_string_t *query, coap_pdu_t *response) {
   storefl_server *s = server_of(session);
@@ -229,8 +252,10 @@ static void hnd_update(coap_resource_t *resource, coap_session_t *session, const
   }
   if (cf != CF_CBOR) {
     /* Refused on the first block, before anything is buffered. */
-    if (st)
+    if (st) {
       st->len = 0;
+      upload_done(s, st);
+    }
     storefl_server_reply r;
     memset(&r, 0, sizeof r);
     if (s->svc.update(s->svc.ctx, id, cf, data, size, &r) != 0 && r.coap_code == 0)
@@ -241,8 +266,10 @@ static void hnd_update(coap_resource_t *resource, coap_session_t *session, const
   /* total is the client's Size1 (or the running size); checking it on the first block means an
    * oversized upload is refused before it is transferred, and the buffer never exceeds the cap. */
   if (total > s->o.max_upload_bytes || offset + size > s->o.max_upload_bytes) {
-    if (st)
+    if (st) {
       st->len = 0;
+      upload_done(s, st);
+    }
     too_large(s, response, session, total > offset + size ? total : offset + size);
     return;
   }
@@ -257,11 +284,28 @@ static void hnd_update(coap_resource_t *resource, coap_session_t *session, const
       coap_session_set_app_data(session, st);
     }
     if (offset == 0) {
+      if (!st->active) {
+        if (s->uploads >= s->o.max_uploads) {
+          busy(s, response, session);
+          return;
+        }
+        st->active = 1;
+        s->uploads++;
+      }
       st->len = 0;
       SFL_DEBUG("server", "upload started: store=%s bytes=%zu", id, total);
     }
+    if (offset < st->len && offset + size < total && offset + size <= st->len &&
+        memcmp(st->buf + offset, data, size) == 0) {
+      /* A block already held, with the same bytes: the retransmission of a CON whose 2.31 was lost
+       * on the way back (tests/hardening/test_loss.sh). Acknowledge it again instead of failing the
+       * whole upload. */
+      coap_pdu_set_code(response, COAP_RESPONSE_CODE_CONTINUE);
+      return;
+    }
     if (offset != st->len) {
       st->len = 0;
+      upload_done(s, st);
       plain_code(response, 408, "block out of sequence", session);
       return;
     }
@@ -278,6 +322,7 @@ static void hnd_update(coap_resource_t *resource, coap_session_t *session, const
       uint8_t *nb = realloc(st->buf, ncap);
       if (!nb) {
         st->len = 0;
+        upload_done(s, st);
         plain_code(response, 500, "out of memory", session);
         return;
       }
@@ -303,6 +348,7 @@ static void hnd_update(coap_resource_t *resource, coap_session_t *session, const
     free(st->buf);
     st->buf = NULL;
     st->cap = st->len = 0;
+    upload_done(s, st);
   }
   send_reply(resource, session, request, query, response, &r);
 }
@@ -359,6 +405,10 @@ int storefl_server_open(const storefl_server_opts *opts, const storefl_server_se
     s->o.idle_timeout_s = 120;
   if (!s->o.max_handshakes)
     s->o.max_handshakes = 128;
+  if (!s->o.max_uploads)
+    s->o.max_uploads = 64;
+  if (!s->o.busy_max_age_s)
+    s->o.busy_max_age_s = 5;
   if (!s->o.block_size)
     s->o.block_size = 1024;
   if (!s->o.tick_ms)

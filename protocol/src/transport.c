@@ -387,6 +387,9 @@ struct storefl_client {
   coap_context_t *ctx;
   coap_session_t *session;
   storefl_client_opts o;
+  /* The caller's opts strings need only live through storefl_client_open(); the host is kept for
+   * error messages later (it used to point into the caller's freed stack frame). */
+  char host[256];
   int connected, failed, tls_failed;
   /* The request in flight (one at a time). */
   uint8_t token[8];
@@ -607,6 +610,13 @@ int storefl_client_open(const storefl_client_opts *opts, storefl_client **out, c
   c->o = *opts;
   if (!c->o.host)
     c->o.host = "127.0.0.1";
+  if (strlen(c->o.host) >= sizeof c->host) {
+    free(c);
+    set_err(err, errlen, "host name too long");
+    return STOREFL_ERR_INVALID;
+  }
+  memcpy(c->host, c->o.host, strlen(c->o.host) + 1);
+  c->o.host = c->host;
   if (!c->o.port)
     c->o.port = c->o.insecure ? 5683 : STOREFL_COAP_DEFAULT_PORT;
   if (!c->o.timeout_ms)

@@ -20,7 +20,7 @@ write_agg_ini() {
 db = $2
 [model]
 arch = test-v1
-tensor = w:64x32
+tensor = ${TENSOR_W:-w:64x32}
 tensor = b:16
 init_seed = 7
 [round]
@@ -36,7 +36,7 @@ mode = central
 clip_norm = 1.0
 noise_multiplier = 0
 [log]
-level = debug
+level = info
 [server]
 listen = 127.0.0.1:$3
 idle_timeout_s = 30
@@ -56,7 +56,7 @@ status() { "$peer" get "$1" v1/status $(psk store-001) 2>/dev/null | sed -n 's/^
 start_agg() { # INI PORT [ARGS...]
   local ini=$1 p=$2
   shift 2
-  "$agg" serve --config "$ini" "$@" >>"$work/agg.log" 2>&1 &
+  "$agg" serve --config "$ini" "$@" >>"$work/${AGG_LOG:-agg.log}" 2>&1 &
   srv=$!
   for _ in $(seq 150); do
     if "$peer" get "$p" v1/status $(psk store-001) >/dev/null 2>&1; then return 0; fi

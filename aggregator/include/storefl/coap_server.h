@@ -53,6 +53,8 @@ typedef struct storefl_server_opts {
   unsigned max_sessions;     /* idle sessions kept, 0 -> 1024 */
   unsigned idle_timeout_s;   /* idle sessions expire after this, 0 -> 120 */
   unsigned max_handshakes;   /* concurrent handshakes, 0 -> 128 */
+  unsigned max_uploads;      /* block-wise uploads in progress at once, 0 -> 64; beyond: 5.03 */
+  unsigned busy_max_age_s;   /* Max-Age of that 5.03 (when to retry), 0 -> 5 */
   unsigned block_size;       /* max block size, 0 -> 1024 */
   int no_q_block;            /* 1: do not offer RFC 9177 Q-Block (benchmark "before") */
   unsigned q_block_burst;    /* Q-Block2 MAX_PAYLOADS before pacing, 0 -> libcoap's 10 */
