@@ -7,7 +7,6 @@
 #include "cmd_eval.h"
 #include "cmd_model.h"
 #include "cmd_net.h"
-#include "cmd_budget.h"
 #include "cmd_store.h"
 #include "storefl/buildinfo.h"
 #include "storefl/cli.h"
