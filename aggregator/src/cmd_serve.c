@@ -346,6 +346,23 @@ int storefl_cmd_serve(int argc, char **argv) {
       storefl_psk_table_free(psk);
       return STOREFL_EXIT_FAIL;
     }
+    /* The PSK keys file is the enrolment list: with sampling every enrolled store is charged each
+     * round. (Certificate-only deployments have no list; their stores are charged from first sight.) */
+    size_t n_enrolled = storefl_psk_table_count(psk);
+    const char **enrolled = calloc(n_enrolled ? n_enrolled : 1, sizeof *enrolled);
+    int enrol_rc = enrolled ? STOREFL_OK : STOREFL_ERR_NOMEM;
+    for (size_t i = 0; enrol_rc == STOREFL_OK && i < n_enrolled; i++)
+      enrolled[i] = storefl_psk_table_id(psk, i);
+    if (enrol_rc == STOREFL_OK)
+      enrol_rc = storefl_serve_ledger_set_population(ledger, enrolled, n_enrolled);
+    free(enrolled);
+    if (enrol_rc != STOREFL_OK) {
+      fprintf(stderr, "storefl-aggregator serve: cannot record the enrolled stores: %s\n",
+              storefl_strerror(enrol_rc));
+      storefl_serve_ledger_close(ledger);
+      storefl_psk_table_free(psk);
+      return STOREFL_EXIT_FAIL;
+    }
     ao.privacy = &hooks;
   }
   int rc = storefl_agg_open(&cfg, &ao, &a.agg);

@@ -227,9 +227,10 @@ typedef struct round_rdp {
   double inc[STOREFL_BUDGET_ORDERS];
 } round_rdp;
 
-/* Charges one round: q < 1 -> every known store and the participants; q = 1 -> participants. */
+/* Charges one round: q < 1 -> every known store, the enrolled population and the participants;
+ * q = 1 -> participants only. */
 static int charge_round(store_set *s, round_rdp *cache, double q, double sigma, const storefl_str *parts,
-                        uint32_t n_parts) {
+                        uint32_t n_parts, const storefl_str *pop, uint32_t n_pop) {
   size_t n_orders;
   const double *orders = storefl_rdp_default_orders(&n_orders);
   if (n_orders != STOREFL_BUDGET_ORDERS)
@@ -248,6 +249,12 @@ static int charge_round(store_set *s, round_rdp *cache, double q, double sigma, 
     cache->sigma = sigma;
   }
   const double *inc = cache->inc;
+  for (uint32_t i = 0; q < 1 && i < n_pop; i++) {
+    store_state *st;
+    int rc = set_add(s, pop[i].ptr, pop[i].len, &st);
+    if (rc != 0)
+      return rc;
+  }
   for (uint32_t i = 0; i < n_parts; i++) {
     store_state *st;
     int rc = set_add(s, parts[i].ptr, parts[i].len, &st);
@@ -415,7 +422,8 @@ static int append_in_tx(sqlite3 *db, storefl_signer *signer, const storefl_ledge
   if (rc == 0) {
     round_rdp cache;
     memset(&cache, 0, sizeof cache);
-    rc = charge_round(&set, &cache, q, r->noise_multiplier, r->participants, r->n_participants);
+    rc = charge_round(&set, &cache, q, r->noise_multiplier, r->participants, r->n_participants, r->population,
+                      r->n_population);
   }
   if (rc == 0) {
     parts = calloc(r->n_participants ? r->n_participants : 1, sizeof *parts);
@@ -491,6 +499,11 @@ int storefl_ledger_append(sqlite3 *db, storefl_signer *signer, const storefl_led
     return STOREFL_ERR_INVALID;
   for (uint32_t i = 0; i < r->n_participants; i++)
     if (!storefl_store_id_valid(r->participants[i].ptr, r->participants[i].len))
+      return STOREFL_ERR_INVALID;
+  if (r->n_population > STOREFL_MAX_PARTICIPANTS || (r->n_population > 0 && r->population == NULL))
+    return STOREFL_ERR_INVALID;
+  for (uint32_t i = 0; i < r->n_population; i++)
+    if (!storefl_store_id_valid(r->population[i].ptr, r->population[i].len))
       return STOREFL_ERR_INVALID;
   int own_tx = sqlite3_get_autocommit(db);
   if (own_tx && sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
@@ -664,9 +677,19 @@ static int verify_row(void *p, int64_t rowid, const void *blob, int len) {
   if (mbedtls_pk_verify((mbedtls_pk_context *)&v->pub->pk, MBEDTLS_MD_SHA256, h, STOREFL_DIGEST_LEN,
                         e->signature, e->signature_len) != 0)
     BAD("signature does not verify under the aggregator's public key");
-  /* Replay the accounting and compare the epsilons the entry lists. */
+  /* Replay the accounting and compare the epsilons the entry lists. A q < 1 round charged every
+   * enrolled store, and the entry lists all of them, so its own list is the population to replay. */
+  storefl_str *pop = NULL;
+  if (e->participation_q < 1 && e->n_epsilons > 0) {
+    pop = calloc(e->n_epsilons, sizeof *pop);
+    if (pop == NULL)
+      return STOREFL_ERR_NOMEM;
+    for (uint32_t i = 0; i < e->n_epsilons; i++)
+      pop[i] = e->epsilons[i].store_id;
+  }
   rc = charge_round(&v->set, &v->cache, e->participation_q, e->noise_multiplier, e->participants,
-                    e->n_participants);
+                    e->n_participants, pop, pop ? e->n_epsilons : 0);
+  free(pop);
   if (rc != 0)
     BAD("cannot replay the accounting of this round (%s)", storefl_strerror(rc));
   if (e->n_epsilons != v->set.n)

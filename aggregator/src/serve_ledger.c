@@ -14,7 +14,39 @@ struct storefl_serve_ledger {
   storefl_signer *signer;
   sqlite3 *db; /* a second connection to the service's database, for the budget check */
   double cap;
+  storefl_str *population; /* enrolled store ids; strings owned (population_buf) */
+  char *population_buf;
+  uint32_t n_population;
 };
+
+int storefl_serve_ledger_set_population(storefl_serve_ledger *l, const char *const *ids, size_t n) {
+  if (!l || (n > 0 && !ids) || n > STOREFL_MAX_PARTICIPANTS)
+    return STOREFL_ERR_INVALID;
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++)
+    total += strlen(ids[i]) + 1;
+  storefl_str *pop = calloc(n ? n : 1, sizeof *pop);
+  char *buf = malloc(total ? total : 1);
+  if (!pop || !buf) {
+    free(pop);
+    free(buf);
+    return STOREFL_ERR_NOMEM;
+  }
+  char *p = buf;
+  for (size_t i = 0; i < n; i++) {
+    size_t len = strlen(ids[i]);
+    memcpy(p, ids[i], len + 1);
+    pop[i].ptr = p;
+    pop[i].len = len;
+    p += len + 1;
+  }
+  free(l->population);
+  free(l->population_buf);
+  l->population = pop;
+  l->population_buf = buf;
+  l->n_population = (uint32_t)n;
+  return STOREFL_OK;
+}
 
 static int on_round_closed(void *ctx, sqlite3 *db, const storefl_agg_round_result *r) {
   storefl_serve_ledger *l = ctx;
@@ -31,6 +63,8 @@ static int on_round_closed(void *ctx, sqlite3 *db, const storefl_agg_round_resul
   memcpy(lr.model_digest, r->model_digest, sizeof lr.model_digest);
   lr.n_participants = r->n_participants;
   lr.participants = r->participants;
+  lr.n_population = l->n_population;
+  lr.population = l->population;
   uint64_t index = 0;
   /* Inside the service's closing transaction: model, round state and entry commit together. */
   int rc = storefl_ledger_append(db, l->signer, &lr, &index);
@@ -98,5 +132,7 @@ void storefl_serve_ledger_close(storefl_serve_ledger *l) {
   if (l->db)
     sqlite3_close(l->db);
   storefl_signer_free(l->signer);
+  free(l->population);
+  free(l->population_buf);
   free(l);
 }

@@ -20,6 +20,9 @@ typedef struct storefl_serve_ledger storefl_serve_ledger;
 int storefl_serve_ledger_open(const char *key_path, const char *db_path, double epsilon_cap,
                               storefl_serve_ledger **out, storefl_agg_privacy *hooks, char *err,
                               size_t errlen);
+/* The enrolled stores (copied): every round with sampling (q < 1) charges each of them in the
+ * ledger, sampled or not. Without it only stores the ledger has seen are charged. */
+int storefl_serve_ledger_set_population(storefl_serve_ledger *l, const char *const *ids, size_t n);
 void storefl_serve_ledger_close(storefl_serve_ledger *l);
 
 #endif

@@ -220,6 +220,10 @@ size_t storefl_psk_table_count(const storefl_psk_table *t) {
   return t ? t->n : 0;
 }
 
+const char *storefl_psk_table_id(const storefl_psk_table *t, size_t i) {
+  return t && i < t->n ? t->e[i].id : NULL;
+}
+
 void storefl_psk_table_free(storefl_psk_table *t) {
   if (!t)
     return;

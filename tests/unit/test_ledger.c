@@ -158,10 +158,69 @@ static void test_chain_and_accounting(void **state) {
 
   /* A round is recorded once. */
   storefl_str p[] = {S("store-a")};
-  storefl_ledger_round r = {10, STOREFL_PRIVACY_CENTRAL, 0.1, 1, 1.5, 1.0, 1e-5, 0, {0}, 1, p};
+  storefl_ledger_round r = {10, STOREFL_PRIVACY_CENTRAL, 0.1, 1, 1.5, 1.0, 1e-5, 0, {0}, 1, p, 0, NULL};
   assert_int_equal(storefl_ledger_append(db, signer, &r, NULL), STOREFL_ERR_CONFLICT);
   r.round = 99;
   r.noise_multiplier = 0; /* no noise, no finite epsilon: refused */
+  assert_int_equal(storefl_ledger_append(db, signer, &r, NULL), STOREFL_ERR_INVALID);
+  storefl_signer_free(signer);
+  sqlite3_close(db);
+}
+
+/* Regression: with sampling (q < 1) an enrolled store is charged every round, also before it is
+ * first sampled; the ledger used to charge only stores it had already seen upload. */
+static void test_population_charged(void **state) {
+  (void)state;
+  char dbp[512], keyp[512];
+  path_in(dbp, sizeof dbp, "pop.db");
+  path_in(keyp, sizeof keyp, "pop.key");
+  sqlite3 *db;
+  storefl_signer *signer;
+  assert_int_equal(storefl_ledger_open_db(dbp, &db), STOREFL_OK);
+  assert_int_equal(storefl_signer_open(keyp, &signer, NULL), STOREFL_OK);
+  storefl_str pop[] = {S("store-e"), S("store-a"), S("store-b")};
+  storefl_str r0[] = {S("store-a")}, r1[] = {S("store-b")}, r2[] = {S("store-a")};
+  const storefl_str *parts[] = {r0, r1, r2};
+  for (uint64_t i = 0; i < 3; i++) {
+    storefl_ledger_round r;
+    memset(&r, 0, sizeof r);
+    r.round = i + 1;
+    r.mode = STOREFL_PRIVACY_CENTRAL;
+    r.participation_q = 0.2;
+    r.closed_on_deadline = i != 2; /* the last round closes on a target count: q = 1, no population */
+    r.noise_multiplier = 1.3;
+    r.clip_norm = 1.0;
+    r.delta = 1e-5;
+    r.n_participants = 1;
+    r.participants = parts[i];
+    r.n_population = 3;
+    r.population = pop;
+    assert_int_equal(storefl_ledger_append(db, signer, &r, NULL), STOREFL_OK);
+  }
+  storefl_ledger_report rep;
+  assert_int_equal(storefl_ledger_verify(db, signer, &rep), STOREFL_OK);
+  assert_int_equal(rep.n_entries, 3);
+  /* store-e never sent anything: charged for the two sampled rounds, not for the q = 1 round. */
+  double e_e, e_b, want2, e_a;
+  assert_int_equal(storefl_ledger_store_epsilon(db, "store-e", 1e-5, &e_e), STOREFL_OK);
+  assert_int_equal(storefl_dp_epsilon(0.2, 1.3, 2, 1e-5, NULL, &want2, NULL), STOREFL_OK);
+  assert_true(want2 > 0 && fabs(e_e - want2) <= 1e-12 * want2);
+  assert_int_equal(storefl_ledger_store_epsilon(db, "store-b", 1e-5, &e_b), STOREFL_OK);
+  assert_true(fabs(e_b - want2) <= 1e-12 * want2);
+  assert_int_equal(storefl_ledger_store_epsilon(db, "store-a", 1e-5, &e_a), STOREFL_OK);
+  assert_true(e_a > e_e); /* a also paid the unamplified q = 1 round it took part in */
+  /* An invalid enrolled id is refused before anything is written. */
+  storefl_str badpop[] = {S("bad id")};
+  storefl_ledger_round r;
+  memset(&r, 0, sizeof r);
+  r.round = 9;
+  r.mode = STOREFL_PRIVACY_CENTRAL;
+  r.participation_q = 0.2;
+  r.closed_on_deadline = 1;
+  r.noise_multiplier = 1.3;
+  r.delta = 1e-5;
+  r.n_population = 1;
+  r.population = badpop;
   assert_int_equal(storefl_ledger_append(db, signer, &r, NULL), STOREFL_ERR_INVALID);
   storefl_signer_free(signer);
   sqlite3_close(db);
@@ -295,7 +354,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_key_file_mode),    cmocka_unit_test(test_chain_and_accounting),
       cmocka_unit_test(test_tamper_byte_flip), cmocka_unit_test(test_tamper_rows),
-      cmocka_unit_test(test_tamper_resigned),
+      cmocka_unit_test(test_tamper_resigned),  cmocka_unit_test(test_population_charged),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

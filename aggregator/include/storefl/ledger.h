@@ -70,6 +70,11 @@ typedef struct storefl_ledger_round {
   uint8_t model_digest[STOREFL_DIGEST_LEN];
   uint32_t n_participants;
   const storefl_str *participants; /* any order, no duplicates */
+  /* Every enrolled store (e.g. the PSK keys file), any order. With sampling (q < 1) not being
+   * selected is part of the mechanism, so a round charges each enrolled store whether or not it
+   * sent anything; without this list only stores the ledger has already seen would be charged. */
+  uint32_t n_population;
+  const storefl_str *population;
 } storefl_ledger_round;
 
 /* Appends the entry for a closed round: charges the stores, builds, hashes, signs and inserts it.

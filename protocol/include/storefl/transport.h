@@ -47,6 +47,8 @@ int storefl_psk_table_load(const char *path, storefl_psk_table **out, char *err,
 /* The key of a store, or NULL if unknown. The returned view lives as long as the table. */
 const coap_bin_const_t *storefl_psk_table_find(const storefl_psk_table *t, const uint8_t *id, size_t idlen);
 size_t storefl_psk_table_count(const storefl_psk_table *t);
+/* The i-th store id (NUL-terminated, sorted order), or NULL if i >= count. Lives as long as the table. */
+const char *storefl_psk_table_id(const storefl_psk_table *t, size_t i);
 void storefl_psk_table_free(storefl_psk_table *t);
 
 /* Reads one hex key (a store's own key file, e.g. stores/ID.psk) into key[cap]; same mode check and
