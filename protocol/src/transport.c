@@ -388,6 +388,7 @@ struct storefl_client {
   coap_session_t *session;
   storefl_client_opts o;
   int connected, failed, tls_failed;
+  const char *why; /* the event or NACK that ended the session, for error messages */
   /* The request in flight (one at a time). */
   uint8_t token[8];
   size_t token_len;
@@ -467,6 +468,12 @@ static void on_nack(coap_session_t *session, const coap_pdu_t *sent, const coap_
   storefl_client *c = coap_context_get_app_data(coap_session_get_context(session));
   if (reason == COAP_NACK_TLS_FAILED || reason == COAP_NACK_TLS_LAYER_FAILED)
     c->tls_failed = 1;
+  if (!c->why)
+    c->why = reason == COAP_NACK_TLS_FAILED         ? "NACK tls_failed"
+             : reason == COAP_NACK_TLS_LAYER_FAILED ? "NACK tls_layer_failed"
+             : reason == COAP_NACK_TOO_MANY_RETRIES ? "NACK too_many_retries"
+             : reason == COAP_NACK_RST              ? "NACK rst"
+                                                    : "NACK";
   c->failed = 1;
 }
 
@@ -483,11 +490,15 @@ static int on_event(coap_session_t *session, const coap_event_t event) {
   case COAP_EVENT_DTLS_ERROR:
     c->tls_failed = 1;
     c->failed = 1;
+    if (!c->why)
+      c->why = "event dtls_error";
     break;
   case COAP_EVENT_DTLS_CLOSED:
   case COAP_EVENT_SESSION_CLOSED:
   case COAP_EVENT_SESSION_FAILED:
     c->failed = 1;
+    if (!c->why)
+      c->why = event == COAP_EVENT_DTLS_CLOSED ? "event dtls_closed" : "event session_closed/failed";
     break;
   default:
     break;
@@ -691,10 +702,11 @@ int storefl_client_open(const storefl_client_opts *opts, storefl_client **out, c
     narrow_tls(c, psk);
   rc = wait_until(c, &c->connected, c->o.timeout_ms);
   if (rc) {
-    set_err(err, errlen, "%s handshake with %s:%u %s", c->o.insecure ? "CoAP" : "DTLS", c->o.host,
+    set_err(err, errlen, "%s handshake with %s:%u %s (%s)", c->o.insecure ? "CoAP" : "DTLS", c->o.host,
             (unsigned)c->o.port,
             rc == STOREFL_ERR_UNAUTHORIZED ? "was refused (wrong key, unknown store or untrusted certificate)"
-                                           : "failed or timed out");
+                                           : "failed or timed out",
+            c->why ? c->why : "timeout");
     goto fail;
   }
   *out = c;

@@ -77,7 +77,8 @@ for r in $(seq 1 $ROUNDS); do
       # once, as the agent's back-off would; the error is shown.
       "$agent" sync --config "$id.ini" --json >first.out 2>&1 ||
         { echo "($id: first sync failed, retrying: $(tail -2 first.out | tr '\n' ' '))"; sleep 1;
-          "$agent" sync --config "$id.ini" --json >first.out 2>&1; } || fail "$id: first sync: $(cat first.out)"
+          STOREFL_COAP_DEBUG=1 "$agent" sync --config "$id.ini" --json >first.out 2>&1; } ||
+        fail "$id: first sync: $(grep -a -i "alert\|fail\|error\|returned -0x\|refused" first.out | tail -15)"
     fi
     "$peer" enqueue "$id.db" "$r" u.cbor
   done
