@@ -92,6 +92,13 @@ for r in $(seq 1 $ROUNDS); do
       batch=()
     fi
   done
+  # An upload that failed transiently (e.g. a handshake on a saturated machine) stays in the outbox;
+  # the next sync sends it, as the agent's back-off would. Counted and shown, never hidden.
+  for f in $(grep -L '"uploaded":1' sync-*-$r.json); do
+    id=$(echo "$f" | sed 's/^sync-\(store-[0-9]*\)-.*/\1/')
+    echo "($id round $r: retrying after: $(grep -a -v '^{' "$f" | tail -1))"
+    "$agent" sync --config "$id.ini" --json >"$f" 2>&1 || true
+  done
   bad=$(grep -L '"uploaded":1' sync-*-$r.json | head -3)
   [ -z "$bad" ] || fail "uploads not acknowledged: $(for f in $bad; do echo "$f: $(tail -2 "$f")"; done)"
   grep -q "round $r closed on its target with $N participants" agg.log || fail "round $r did not close with $N"
