@@ -12,6 +12,11 @@ N=50 ROUNDS=3
 work=$(mktemp -d)
 srv=
 cleanup() {
+  rc=$?
+  if [ $rc -ne 0 ] && [ -f "$work/agg.log" ]; then
+    echo "exit status $rc; aggregator log:" >&2
+    grep -v "update accepted" "$work/agg.log" | tail -30 >&2
+  fi
   if [ -n "$srv" ]; then kill -9 "$srv" 2>/dev/null || true; fi
   wait 2>/dev/null || true
   rm -rf "$work"
