@@ -38,3 +38,7 @@ target_link_libraries(block1_peer PRIVATE storefl_protocol storefl_shared)
 add_test(NAME hardening.block1 COMMAND bash ${HARD_DIR}/test_block1.sh $<TARGET_FILE:storefl-aggregator>
   $<TARGET_FILE:net_peer> $<TARGET_FILE:block1_peer> ${CMAKE_SOURCE_DIR} 22110)
 set_tests_properties(hardening.block1 PROPERTIES TIMEOUT 300)
+
+add_test(NAME hardening.startup COMMAND bash ${HARD_DIR}/test_startup.sh $<TARGET_FILE:storefl-aggregator>
+  $<TARGET_FILE:net_peer> ${CMAKE_SOURCE_DIR} 22120)
+set_tests_properties(hardening.startup PROPERTIES TIMEOUT 300)
