@@ -22,6 +22,9 @@ static const char *const SCHEMA =
     " weight INTEGER NOT NULL, digest BLOB NOT NULL, accepted_ms INTEGER NOT NULL,"
     " participants_so_far INTEGER NOT NULL, body BLOB, PRIMARY KEY(round, store_id));";
 
+/* PRAGMA user_version of the schema above; a database written by a newer aggregator is refused. */
+#define AGG_DB_SCHEMA_VERSION 1
+
 static int fail(sqlite3 *db, const char *what) {
   SFL_ERROR("aggregator", "database: %s: %s", what, db ? sqlite3_errmsg(db) : "no handle");
   return STOREFL_ERR_IO;
@@ -37,6 +40,47 @@ int agg_db_exec(sqlite3 *db, const char *sql) {
   return STOREFL_OK;
 }
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* Start-up checks, before anything is written: a damaged file or one from a newer aggregator must
+ * stop the service with a clear message rather than be served (or "repaired") silently. */
+static int startup_checks(sqlite3 *db, const char *path) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(db, "PRAGMA integrity_check(5)", -1, &st, NULL) != SQLITE_OK)
+    return fail(db, path);
+  int rc = STOREFL_OK;
+  int step;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *m = (const char *)sqlite3_column_text(st, 0);
+    if (!m || strcmp(m, "ok") != 0) {
+      SFL_ERROR("aggregator",
+                "database %s fails its integrity check (%s): refusing to start; restore it from a backup",
+                path, m ? m : "?");
+      rc = STOREFL_ERR_IO;
+    }
+  }
+  if (step != SQLITE_DONE && rc == STOREFL_OK) {
+    SFL_ERROR("aggregator", "database %s: integrity check cannot run (%s): refusing to start", path,
+              sqlite3_errmsg(db));
+    rc = STOREFL_ERR_IO;
+  }
+  sqlite3_finalize(st);
+  if (rc)
+    return rc;
+  if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+    return fail(db, path);
+  int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+  sqlite3_finalize(st);
+  if (v < 0 || v > AGG_DB_SCHEMA_VERSION) {
+    SFL_ERROR("aggregator",
+              "database %s has schema version %d, this aggregator knows up to %d: refusing to start", path, v,
+              AGG_DB_SCHEMA_VERSION);
+    return STOREFL_ERR_IO;
+  }
+  return STOREFL_OK; /* 0: new file, or written before versioning (same schema): stamped after SCHEMA */
+}
+
 int agg_db_open(const char *path, sqlite3 **out) {
   sqlite3 *db = NULL;
   if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
@@ -49,7 +93,8 @@ int agg_db_open(const char *path, sqlite3 **out) {
   /* WAL + synchronous=FULL: a commit is durable (WAL fsync'd) before it returns, which is what lets us
    * acknowledge an update right after its INSERT commits. */
   if (agg_db_exec(db, "PRAGMA journal_mode=WAL;") || agg_db_exec(db, "PRAGMA synchronous=FULL;") ||
-      agg_db_exec(db, "PRAGMA foreign_keys=ON;") || agg_db_exec(db, SCHEMA)) {
+      agg_db_exec(db, "PRAGMA foreign_keys=ON;") || startup_checks(db, path) || agg_db_exec(db, SCHEMA) ||
+      agg_db_exec(db, "PRAGMA user_version=" STR(AGG_DB_SCHEMA_VERSION) ";")) {
     sqlite3_close(db);
     return STOREFL_ERR_IO;
   }

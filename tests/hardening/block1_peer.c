@@ -4,7 +4,8 @@
  *   block1_peer PORT ID KEYFILE BODY SCENARIO
  * SCENARIO: gap (blocks 0, 2), conflict (0, 1, then 1 with other bytes), dup (every block twice,
  * then the body completes), inflated (Size1 = 1 GB on block 0), beyond (block 0, then a block whose
- * offset is past the upload cap), whole (all blocks once, in order).
+ * offset is past the upload cap), whole (all blocks once, in order), hold (block 0, 3 s pause with the
+ * upload in progress, then the rest).
  * Prints the code of every response ("0=2.31 2=4.08 ..."), then "final=CODE".
  */
 #include <coap3/coap.h>
@@ -134,6 +135,15 @@ int main(int argc, char **argv) {
       if (b + 1 < nblk && c != 231)
         break;
     }
+  } else if (!strcmp(sc, "hold")) {
+    /* Block 0, then a pause (the upload holds its server slot), then the rest. */
+    c = send_block(sess, ctx, body, len, 0, 0, len);
+    printf("holding ");
+    fflush(stdout);
+    for (int i = 0; i < 30 && c == 231; i++)
+      coap_io_process(ctx, 100); /* 3 s, keeping the session alive */
+    for (unsigned b = 1; c == 231 && b < nblk; b++)
+      c = send_block(sess, ctx, body, len, b, 0, len);
   } else if (!strcmp(sc, "inflated")) {
     c = send_block(sess, ctx, body, len, 0, 0, (uint64_t)1 << 30);
   } else if (!strcmp(sc, "beyond")) {

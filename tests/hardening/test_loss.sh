@@ -3,7 +3,8 @@
 # configuration, a reference reached directly and one reached through udp_relay, which drops 10%
 # (round 1) then 30% (round 2) of the datagrams in each direction and reorders 10% of the rest.
 # Four stores upload the same update bodies to both: directly to the reference, and through the relay
-# with `storefl-agent sync` from the agents' outboxes (Q-Block as the agent's default), syncing again
+# with `storefl-agent sync` from the agents' outboxes (the agent's default transfer mode unless
+# Q_BLOCK=true|false is set; per-attempt timeout AGENT_TIMEOUT_S, default 10), syncing again
 # until the outbox holds the receipt, as `run` does. Checks, per round: every store acknowledged; the
 # lossy aggregator logged exactly one acceptance per store and closed the round with 4 participants
 # (no acknowledged update lost or counted twice); the model it published is byte-identical to the
@@ -59,7 +60,7 @@ address = 127.0.0.1:$2
 psk_key = $work/keys/stores/$1.psk
 [upload]
 timeout_s = ${AGENT_TIMEOUT_S:-10}
-q_block = ${Q_BLOCK:-false}
+${Q_BLOCK:+q_block = $Q_BLOCK}
 [retry]
 base_s = 1
 max_s = 2

@@ -30,7 +30,7 @@ add_test(NAME hardening.disk_full COMMAND bash ${HARD_DIR}/test_disk_full.sh $<T
 set_tests_properties(hardening.disk_full PROPERTIES TIMEOUT 300)
 
 add_test(NAME hardening.overload COMMAND bash ${HARD_DIR}/test_overload.sh $<TARGET_FILE:storefl-aggregator>
-  $<TARGET_FILE:net_peer> ${CMAKE_SOURCE_DIR} 22100)
+  $<TARGET_FILE:net_peer> $<TARGET_FILE:block1_peer> ${CMAKE_SOURCE_DIR} 22100)
 set_tests_properties(hardening.overload PROPERTIES TIMEOUT 300)
 
 add_executable(block1_peer ${HARD_DIR}/block1_peer.c)
@@ -38,3 +38,7 @@ target_link_libraries(block1_peer PRIVATE storefl_protocol storefl_shared)
 add_test(NAME hardening.block1 COMMAND bash ${HARD_DIR}/test_block1.sh $<TARGET_FILE:storefl-aggregator>
   $<TARGET_FILE:net_peer> $<TARGET_FILE:block1_peer> ${CMAKE_SOURCE_DIR} 22110)
 set_tests_properties(hardening.block1 PROPERTIES TIMEOUT 300)
+
+add_test(NAME hardening.startup COMMAND bash ${HARD_DIR}/test_startup.sh $<TARGET_FILE:storefl-aggregator>
+  $<TARGET_FILE:net_peer> ${CMAKE_SOURCE_DIR} 22120)
+set_tests_properties(hardening.startup PROPERTIES TIMEOUT 300)

@@ -110,7 +110,10 @@ for r in $(seq 1 $ROUNDS); do
   echo "round $r: $N updates acknowledged, closed"
 done
 "$agent" sync --config store-001.ini --json >final.json 2>/dev/null
-grep -q "\"model_changed\":1,\"model_version\":$((ROUNDS + 1))" final.json || fail "final model: $(cat final.json)"
+# sync uploads before it fetches the model: store-001 may have got the final model in the same
+# exchange whose upload closed the last round.
+grep -q "\"model_changed\":1,\"model_version\":$((ROUNDS + 1))" final.json ||
+  "$peer" storemodel store-001.db $((ROUNDS + 1)) >/dev/null || fail "final model: $(cat final.json)"
 served=$("$peer" storemodel store-001.db $((ROUNDS + 1)))
 ref=$("$peer" replay agg.ini "$work/replay.db" $ROUNDS store-*.db 2>/dev/null | grep '^version=')
 echo "served: $served"
