@@ -63,7 +63,7 @@ if [ "$mode" = late ]; then
   export STOREFL_DEMO_LATE_OBSERVER=7
 fi
 if [ "$mode" = budget ]; then
-  args=(--stores 6 --small --rounds 3 --q 1 --epsilon-cap 16 --aggregator-cap 10 --round-s 2 --port "$port"
+  args=(--stores 6 --small --rounds 3 --q 1 --epsilon-cap 16 --aggregator-cap 10 --round-s 8 --port "$port"
     --work "$work/demo" --summary "$work/summary.json")
 fi
 # Ctrl-C only needs a campaign under way: fewer stores and the smaller model (fast under ASan too).
