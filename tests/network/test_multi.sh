@@ -13,6 +13,16 @@ work=$(mktemp -d)
 srv=
 cleanup() {
   rc=$?
+  if [ $rc -ne 0 ] && [ -n "$srv" ] && ! kill -0 "$srv" 2>/dev/null; then
+    st=0
+    wait "$srv" || st=$?
+    echo "the aggregator process is gone (exit status $st)" >&2
+    srv=
+  fi
+  if [ $rc -ne 0 ] && [ -n "$srv" ]; then
+    echo "aggregator alive; a fresh status request: $("$peer" get "$port" v1/status --psk-id store-050 \
+      --psk-key "$work/keys/stores/store-050.psk" 2>&1 | tr '\n' ' ')" >&2
+  fi
   if [ $rc -ne 0 ] && [ -f "$work/agg.log" ]; then
     echo "exit status $rc; aggregator log:" >&2
     grep -v "update accepted" "$work/agg.log" | tail -30 >&2
