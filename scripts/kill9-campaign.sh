@@ -94,7 +94,10 @@ uploads() {
       echo "ack round=$r store=$s $(echo "$out" | grep -o 'duplicate=[01]')" >>acks.log
     done
   done
-  until grep -q "campaign finished" agg.log; do sleep 0.05; done
+  # The last round must close promptly; a round left open (it would close only at its 600 s
+  # deadline) is reported as a failure after 60 s.
+  for _ in $(seq 1200); do grep -q "campaign finished" agg.log && return 0; sleep 0.05; done
+  echo "stuck: the campaign did not finish within 60 s of the last acknowledgement" >>acks.log
 }
 
 # round:participants:distinct stores/stored updates of every round, from the database itself.
@@ -158,6 +161,7 @@ for t in $(seq "$trials"); do
     [ "$n" -le 3 ] || { ok=; why="$why round $r accepted $n times;"; }
   done
   cmp -s ref.cbor trial.cbor || { ok=; why="$why final model differs;"; }
+  ! grep -q "^stuck" acks.log || { ok=; why="$why stuck (last round not closed within 60 s);"; }
   restored=$(grep -c "restored with" agg.log || true)
   kinfo=$(tail -n $kills trial.kills 2>/dev/null | tr '\n' ';')
   if [ -n "$ok" ]; then
