@@ -754,7 +754,16 @@ out:
 
 /* Deadline handling; called with the lock held. */
 static void check_deadline(storefl_agg *a) {
-  if (a->idle || a->round.state != STOREFL_ROUND_OPEN || now_ms(a) < a->round.deadline_ms)
+  if (a->idle || a->round.state != STOREFL_ROUND_OPEN)
+    return;
+  /* A round restored after a crash that came between the commit of its target-th update and its
+   * close already has its target: close it now instead of waiting for the deadline
+   * (scripts/kill9-campaign.sh found rounds stuck for their whole duration). */
+  if (a->cfg.participation_q >= 1.0 && storefl_accum_count(a->acc) >= a->cfg.target_participants) {
+    (void)end_round(a, 1, 0);
+    return;
+  }
+  if (now_ms(a) < a->round.deadline_ms)
     return;
   if (storefl_accum_count(a->acc) >= a->cfg.min_participants) {
     (void)end_round(a, 1, 1);

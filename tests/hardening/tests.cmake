@@ -42,3 +42,7 @@ set_tests_properties(hardening.block1 PROPERTIES TIMEOUT 300)
 add_test(NAME hardening.startup COMMAND bash ${HARD_DIR}/test_startup.sh $<TARGET_FILE:storefl-aggregator>
   $<TARGET_FILE:net_peer> ${CMAKE_SOURCE_DIR} 22120)
 set_tests_properties(hardening.startup PROPERTIES TIMEOUT 300)
+
+add_test(NAME hardening.restore_close COMMAND bash ${HARD_DIR}/test_restore_close.sh
+  $<TARGET_FILE:storefl-aggregator> $<TARGET_FILE:net_peer> ${CMAKE_SOURCE_DIR} 22130)
+set_tests_properties(hardening.restore_close PROPERTIES TIMEOUT 300)
