@@ -2,6 +2,7 @@
 #include "cmd_campaign.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include "storefl/cli.h"
 #include "storefl/error.h"
 #include "storefl/log.h"
+#include "storefl/parse.h"
 
 #define CAMPAIGN_MAX_STORES 4096
 
@@ -112,22 +114,14 @@ static void fmt_utc(int64_t t, char *buf, size_t len) {
 }
 
 static int parse_double(const char *v, double *out) {
-  char *end;
-  double x = strtod(v, &end);
-  if (!*v || *end || !isfinite(x))
-    return -1;
-  *out = x;
-  return 0;
+  return storefl_parse_double(v, -HUGE_VAL, HUGE_VAL, out);
 }
 
 static int parse_ulong(const char *v, unsigned long *out) {
-  char *end;
-  if (!*v || *v == '-')
+  uint64_t x;
+  if (storefl_parse_u64(v, 0, ULONG_MAX, &x))
     return -1;
-  unsigned long x = strtoul(v, &end, 10);
-  if (*end)
-    return -1;
-  *out = x;
+  *out = (unsigned long)x;
   return 0;
 }
 

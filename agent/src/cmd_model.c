@@ -12,6 +12,7 @@
 #include "store_model.h"
 #include "storefl/cli.h"
 #include "storefl/error.h"
+#include "storefl/parse.h"
 #include "storefl/retail_csv.h"
 #include "storefl/train.h"
 #include "storefl_agent.h"
@@ -26,14 +27,7 @@ static void one_blas_thread(void) {
 }
 
 static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
-  char *end;
-  if (!s || !*s || *s == '-')
-    return -1;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (*end || v < lo || v > hi)
-    return -1;
-  *out = v;
-  return 0;
+  return storefl_parse_u64(s, lo, hi, out);
 }
 
 static int open_store(const char *prog, const char *path, int read_only, storefl_store **s) {

@@ -2,6 +2,7 @@
 #include "eval_models.h"
 
 #include <ini.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #include "storefl/error.h"
 #include "storefl/features.h"
+#include "storefl/parse.h"
 #include "storefl/prng.h"
 
 struct storefl_eval_models {
@@ -57,21 +59,11 @@ typedef struct ini_ctx {
 } ini_ctx;
 
 static int parse_u32(const char *v, uint32_t *out) {
-  char *end;
-  unsigned long long x = strtoull(v, &end, 10);
-  if (!*v || *end || x > UINT32_MAX || v[0] == '-')
-    return -1;
-  *out = (uint32_t)x;
-  return 0;
+  return storefl_parse_u32(v, 0, UINT32_MAX, out);
 }
 
 static int parse_f(const char *v, float *out) {
-  char *end;
-  float x = strtof(v, &end);
-  if (!*v || *end || !(x == x))
-    return -1;
-  *out = x;
-  return 0;
+  return storefl_parse_float(v, -HUGE_VALF, HUGE_VALF, out);
 }
 
 static int eval_ini_handler(void *user, const char *section, const char *name, const char *value) {

@@ -1,5 +1,6 @@
 /* Aggregator INI configuration (see storefl/agg_config.h, docs/aggregator.md). */
 #include "storefl/agg_config.h"
+#include "storefl/parse.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -66,33 +67,15 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...) {
 }
 
 static int parse_u64(const char *v, uint64_t *out) {
-  if (!*v || *v == '-')
-    return -1;
-  char *end;
-  errno = 0;
-  unsigned long long x = strtoull(v, &end, 0);
-  if (errno || *end)
-    return -1;
-  *out = x;
-  return 0;
+  return storefl_parse_u64(v, 0, UINT64_MAX, out);
 }
 
 static int parse_u32(const char *v, uint32_t *out) {
-  uint64_t x;
-  if (parse_u64(v, &x) || x > UINT32_MAX)
-    return -1;
-  *out = (uint32_t)x;
-  return 0;
+  return storefl_parse_u32(v, 0, UINT32_MAX, out);
 }
 
 static int parse_double(const char *v, double *out) {
-  char *end;
-  errno = 0;
-  double x = strtod(v, &end);
-  if (errno || *end || !*v || !isfinite(x))
-    return -1;
-  *out = x;
-  return 0;
+  return storefl_parse_double(v, -HUGE_VAL, HUGE_VAL, out);
 }
 
 /* "item_emb:16384x32" -> name and shape. */

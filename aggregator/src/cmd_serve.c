@@ -15,6 +15,7 @@
 #include "storefl/coap_server.h"
 #include "storefl/error.h"
 #include "storefl/log.h"
+#include "storefl/parse.h"
 #include "storefl/transport.h"
 
 #define PATHLEN 1024
@@ -31,11 +32,10 @@ typedef struct serve_config {
 } serve_config;
 
 static int parse_uint(const char *v, unsigned lo, unsigned hi, unsigned *out) {
-  char *end;
-  unsigned long x = strtoul(v, &end, 10);
-  if (end == v || *end || x < lo || x > hi)
+  uint32_t x;
+  if (storefl_parse_u32(v, lo, hi, &x))
     return -1;
-  *out = (unsigned)x;
+  *out = x;
   return 0;
 }
 

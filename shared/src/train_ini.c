@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "storefl/error.h"
+#include "storefl/parse.h"
 #include "storefl/train.h"
 
 typedef struct ctx {
@@ -17,37 +18,15 @@ typedef struct ctx {
 } ctx;
 
 static int parse_u32(const char *v, uint32_t lo, uint32_t hi, uint32_t *out) {
-  char *end;
-  if (!*v || *v == '-')
-    return -1;
-  errno = 0;
-  unsigned long long x = strtoull(v, &end, 10);
-  if (*end || errno || x < lo || x > hi)
-    return -1;
-  *out = (uint32_t)x;
-  return 0;
+  return storefl_parse_u32(v, lo, hi, out);
 }
 
 static int parse_u64(const char *v, uint64_t *out) {
-  char *end;
-  if (!*v || *v == '-')
-    return -1;
-  errno = 0;
-  unsigned long long x = strtoull(v, &end, 10);
-  if (*end || errno)
-    return -1;
-  *out = x;
-  return 0;
+  return storefl_parse_u64(v, 0, UINT64_MAX, out);
 }
 
 static int parse_f(const char *v, float lo, float hi, float *out) {
-  char *end;
-  errno = 0;
-  float x = strtof(v, &end);
-  if (!*v || *end || errno || !isfinite(x) || x < lo || x > hi)
-    return -1;
-  *out = x;
-  return 0;
+  return storefl_parse_float(v, lo, hi, out);
 }
 
 static int handler(void *user, const char *section, const char *name, const char *value) {
