@@ -489,6 +489,9 @@ static void fill_round_msg(const storefl_agg *a, storefl_round_msg *m) {
   m->local_lr = a->cfg.local_lr;
   m->upload_dtype = a->cfg.upload_dtype;
   m->max_upload_bytes = a->cfg.max_upload_bytes;
+  /* Local mode: the grid the agents release their noised updates on; central: the accumulator's. */
+  m->scale_bits = a->cfg.mode == STOREFL_PRIVACY_LOCAL ? storefl_agg_config_local_scale_bits(&a->cfg)
+                                                       : (uint32_t)a->cfg.scale_bits;
 }
 
 static int respond_receipt(storefl_agg_response *resp, const agg_receipt_row *r, int duplicate) {

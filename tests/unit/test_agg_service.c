@@ -1032,6 +1032,67 @@ static void test_fedadam_deterministic_and_pruning(void **state) {
   assert_memory_equal(d[0], d[1], STOREFL_DIGEST_LEN);
 }
 
+/* The local-mode grid: auto puts the agents' noise at 16..32 grid units for i8, 64..128 for f16 and
+ * 2^16..2^17 for f32, never finer than the accumulator; explicit values are checked against the
+ * accumulator grid and the upload encoding; the round message announces it. */
+static void test_local_grid_config(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char err[256] = "";
+  struct {
+    const char *ini;
+    int rc;
+    uint32_t bits;
+  } cases[] = {
+      {"[privacy]\nnoise_multiplier = 1\nclip_norm = 1\n", STOREFL_OK, 4},               /* i8: s = 16 */
+      {"[privacy]\nnoise_multiplier = 1\nclip_norm = 0.1\n", STOREFL_OK, 8},             /* s = 25.6 */
+      {"[privacy]\nnoise_multiplier = 3\nclip_norm = 1\n", STOREFL_OK, 3},               /* s = 24 */
+      {"[round]\nupload_dtype = f16\n[privacy]\nnoise_multiplier = 1\n", STOREFL_OK, 6}, /* s = 64 */
+      {"[round]\nupload_dtype = f32\n[privacy]\nnoise_multiplier = 1\n", STOREFL_OK, 16},
+      {"[round]\nupload_dtype = f32\n[privacy]\nnoise_multiplier = 1\n[aggregation]\nscale_bits = 12\n",
+       STOREFL_OK, 12},                                     /* never finer than the accumulator */
+      {"[privacy]\nnoise_multiplier = 0\n", STOREFL_OK, 8}, /* no noise: as if sigma = 1/16 */
+      {"[privacy]\nnoise_multiplier = 1\nlocal_scale_bits = 2\n", STOREFL_OK, 2},
+      {"[privacy]\nnoise_multiplier = 1\nlocal_scale_bits = 6\n", STOREFL_ERR_INVALID, 0}, /* i8: s = 64 */
+      {"[round]\nupload_dtype = f32\n[privacy]\nlocal_scale_bits = 30\n", STOREFL_ERR_INVALID, 0},
+      {"[privacy]\nlocal_scale_bits = 0\n", STOREFL_ERR_INVALID, 0},
+      {"[privacy]\nlocal_scale_bits = auto\n", STOREFL_OK, 4},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char ini[512];
+    snprintf(ini, sizeof ini, "[model]\ntensor = a:4\n%s", cases[i].ini);
+    storefl_agg_config_defaults(&c);
+    int rc = storefl_agg_config_load_string(ini, &c, err, sizeof err);
+    if (rc != cases[i].rc)
+      fail_msg("case %zu: rc %d (%s)", i, rc, err);
+    if (rc == STOREFL_OK)
+      assert_int_equal(storefl_agg_config_local_scale_bits(&c), cases[i].bits);
+  }
+  /* The announcement carries it, and a restored round's parameters keep it. */
+  char dir[] = "/tmp/storefl-aggloc-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  storefl_agg_config_defaults(&c);
+  assert_int_equal(storefl_agg_config_load_string("[model]\ntensor = a:4\n[privacy]\nnoise_multiplier = 2\n"
+                                                  "clip_norm = 0.5\n",
+                                                  &c, err, sizeof err),
+                   STOREFL_OK);
+  snprintf(c.db_path, sizeof c.db_path, "%s/agg.db", dir);
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  storefl_agg_response resp;
+  assert_int_equal(storefl_agg_handle_round(a, &resp), STOREFL_OK);
+  storefl_round_msg rm;
+  assert_int_equal(storefl_round_decode(resp.body, resp.body_len, resp.body_len, &rm), STOREFL_OK);
+  assert_int_equal(rm.mode, STOREFL_PRIVACY_LOCAL);
+  assert_int_equal(rm.scale_bits, 4); /* sigma C = 1: s = 16 */
+  storefl_agg_response_release(&resp);
+  char params[4096];
+  assert_int_equal(storefl_agg_config_round_params(&c, params, sizeof params), STOREFL_OK);
+  assert_non_null(strstr(params, "local_scale_bits = 4\n"));
+  storefl_agg_close(a);
+  tu_rmdir(dir);
+}
+
 static void test_config_file(void **state) {
   (void)state;
   storefl_agg_config c;
@@ -1122,6 +1183,7 @@ int main(void) {
       cmocka_unit_test(test_ledger_hook_atomic),
       cmocka_unit_test(test_fedadam_deterministic_and_pruning),
       cmocka_unit_test(test_config_file),
+      cmocka_unit_test(test_local_grid_config),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -63,7 +63,10 @@ typedef struct storefl_agg_config {
   double clip_norm;        /* C */
   double noise_multiplier; /* sigma */
   double delta;
-  double clip_tolerance;                  /* relative slack on C for quantization error (e.g. 0.01) */
+  double clip_tolerance; /* relative slack on C for quantization error (e.g. 0.01) */
+  /* Local mode: grid 2^-local_scale_bits of the agents' noised releases, announced in the round
+   * message; 0 = auto (storefl_agg_config_local_scale_bits). */
+  uint32_t local_scale_bits;
   char signing_key[STOREFL_AGG_PATH_MAX]; /* ledger key (ECDSA P-256 PEM, 0600); empty = no ledger */
   double epsilon_cap;                     /* per-store cumulative epsilon cap at delta; 0 = none */
   /* [aggregation] */
@@ -105,6 +108,13 @@ int storefl_agg_config_validate(const storefl_agg_config *cfg, char *err, size_t
  * C*(1+tol) + sigma*C*(sqrt(d)+10), a bound the agent's Gaussian noise exceeds with probability
  * below exp(-50) (concentration of the chi distribution). d = number of coordinates. */
 double storefl_agg_config_norm_bound(const storefl_agg_config *cfg, uint64_t d);
+
+/* The grid (scale bits b, step 2^-b) announced for local-mode releases. Configured, or auto: the b
+ * (at most the accumulator's scale_bits, so that the accumulator sums the released values exactly)
+ * that puts the agent's noise s = sigma*C*2^b in [16, 32) grid units for i8 uploads (int8 = the grid
+ * integer, saturating beyond 4 s), [64, 128) for f16 (exact below 2048) and [2^16, 2^17) for f32
+ * (exact below 2^24). Without noise the same rule with sigma = 1/16. Always in [1, scale_bits]. */
+uint32_t storefl_agg_config_local_scale_bits(const storefl_agg_config *cfg);
 
 #ifdef __cplusplus
 }
