@@ -183,13 +183,24 @@ static int handler(void *user, const char *section, const char *name, const char
     bad = parse_double(value, &c->delta);
   else if (KEY("privacy", "clip_tolerance"))
     bad = parse_double(value, &c->clip_tolerance);
-  else if (KEY("privacy", "signing_key")) {
+  else if (KEY("privacy", "signing_key") || KEY("privacy", "epsilon_cap")) {
+    /* One ledger configuration: these keys moved to [ledger]; silently accepting them would leave two
+     * spellings of the same policy to keep consistent. */
+    set_err(pc->err, pc->errlen, "[privacy] %s moved to [ledger] %s (see docs/privacy.md)", name,
+            strcmp(name, "signing_key") == 0 ? "key" : "epsilon_cap");
+    pc->failed = 1;
+    return 0;
+  } else if (KEY("ledger", "key")) {
     bad = strlen(value) >= sizeof c->signing_key;
     if (!bad)
       snprintf(c->signing_key, sizeof c->signing_key, "%s", value);
-  } else if (KEY("privacy", "epsilon_cap"))
+  } else if (KEY("ledger", "epsilon_cap"))
     bad = parse_double(value, &c->epsilon_cap);
-  else if (KEY("privacy", "local_scale_bits")) {
+  else if (KEY("ledger", "enrolment")) {
+    bad = strlen(value) >= sizeof c->enrolment;
+    if (!bad)
+      snprintf(c->enrolment, sizeof c->enrolment, "%s", value);
+  } else if (KEY("privacy", "local_scale_bits")) {
     if (strcmp(value, "auto") == 0)
       c->local_scale_bits = 0;
     else
@@ -221,7 +232,8 @@ static int handler(void *user, const char *section, const char *name, const char
     bad = storefl_log_parse_level(value, &c->log_level) != 0;
   else if (strcmp(section, "storage") == 0 || strcmp(section, "model") == 0 ||
            strcmp(section, "round") == 0 || strcmp(section, "privacy") == 0 ||
-           strcmp(section, "aggregation") == 0 || strcmp(section, "log") == 0) {
+           strcmp(section, "ledger") == 0 || strcmp(section, "aggregation") == 0 ||
+           strcmp(section, "log") == 0) {
     set_err(pc->err, pc->errlen, "unknown key [%s] %s", section, name);
     pc->failed = 1;
     return 0;
@@ -401,10 +413,12 @@ int storefl_agg_config_validate(const storefl_agg_config *c, char *err, size_t e
     FAIL("[privacy] noise_multiplier must be >= 0");
   if (!(c->delta > 0 && c->delta < 1))
     FAIL("[privacy] delta must be in (0, 1)");
-  if (!(c->epsilon_cap >= 0))
-    FAIL("[privacy] epsilon_cap must be >= 0 (0 = no cap)");
+  if (!(c->epsilon_cap >= 0 && c->epsilon_cap < 1e300))
+    FAIL("[ledger] epsilon_cap must be >= 0 (0 = no cap)");
   if (c->epsilon_cap > 0 && !c->signing_key[0])
-    FAIL("[privacy] epsilon_cap needs the ledger: set signing_key");
+    FAIL("[ledger] epsilon_cap needs the ledger: set [ledger] key");
+  if (c->enrolment[0] && !c->signing_key[0])
+    FAIL("[ledger] enrolment needs the ledger: set [ledger] key");
   if (!(c->clip_tolerance >= 0 && c->clip_tolerance <= 1))
     FAIL("[privacy] clip_tolerance must be in [0, 1]");
   if (c->weight_cap < 1 || c->weight_cap > ((uint64_t)1 << 20))

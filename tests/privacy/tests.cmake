@@ -15,3 +15,8 @@ add_test(NAME privacy.local_mode COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_loc
   $<TARGET_FILE:storefl-aggregator> $<TARGET_FILE:storefl-agent> ${CMAKE_SOURCE_DIR} ${STOREFL_DATA_DIR} 20170
   ${STOREFL_DEBIAN_PYTHON3})
 set_tests_properties(privacy.local_mode PROPERTIES TIMEOUT 300)
+
+# One ledger configuration: [ledger] key/epsilon_cap/enrolment, start-up errors, enrolled stores charged.
+add_test(NAME privacy.ledger_config COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_ledger_config.sh
+  $<TARGET_FILE:storefl-aggregator> $<TARGET_FILE:net_peer> ${CMAKE_SOURCE_DIR} 20180)
+set_tests_properties(privacy.ledger_config PROPERTIES TIMEOUT 120)

@@ -2,7 +2,7 @@
  * Aggregator configuration (INI, libinih). Every key, its default and meaning: docs/aggregator.md;
  * example: configs/aggregator.ini.
  *
- * Sections read here: [storage], [model], [round], [privacy], [aggregation], [log]. Keys in those
+ * Sections read here: [storage], [model], [round], [privacy], [ledger], [aggregation], [log]. Keys in those
  * sections that are not known are errors (a typo must not silently fall back to a default). Other
  * sections (e.g. [server], [dtls] of the transport) are left to their owners and ignored here.
  */
@@ -67,8 +67,11 @@ typedef struct storefl_agg_config {
   /* Local mode: grid 2^-local_scale_bits of the agents' noised releases, announced in the round
    * message; 0 = auto (storefl_agg_config_local_scale_bits). */
   uint32_t local_scale_bits;
-  char signing_key[STOREFL_AGG_PATH_MAX]; /* ledger key (ECDSA P-256 PEM, 0600); empty = no ledger */
-  double epsilon_cap;                     /* per-store cumulative epsilon cap at delta; 0 = none */
+  /* [ledger] - the one ledger configuration (key, cap, enrolment). The former [privacy] signing_key
+   * and epsilon_cap are refused with a message naming these keys. */
+  char signing_key[STOREFL_AGG_PATH_MAX]; /* [ledger] key: ECDSA P-256 PEM, 0600; empty = no ledger */
+  double epsilon_cap;                     /* [ledger] epsilon_cap: per-store cap at delta; 0 = none */
+  char enrolment[STOREFL_AGG_PATH_MAX];   /* [ledger] enrolment: store ids file (storefl/enrolment.h) */
   /* [aggregation] */
   uint64_t weight_cap; /* per-store weight = min(num_examples, weight_cap) */
   int scale_bits;      /* fixed-point grid 2^-scale_bits */
