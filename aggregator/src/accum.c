@@ -27,6 +27,10 @@ struct storefl_accum {
   uint64_t weight;
   int64_t limit;
   int64_t *sums;
+  /* Narrow partial sums (see "Partial int32 sums" below): the accumulated value of coordinate i is
+   * sums[i] + part[i]. part_bound bounds every |part[i]| and never exceeds INT32_MAX. */
+  int32_t *part;
+  int64_t part_bound;
 };
 
 static float g_half_table[65536];
@@ -102,7 +106,10 @@ int storefl_accum_create(const storefl_accum_tensor *tensors, uint32_t n_tensors
     a->total += a->numel[t];
   }
   a->sums = calloc(a->total ? a->total : 1, sizeof *a->sums);
-  if (!a->sums) {
+  a->part = calloc(a->total ? a->total : 1, sizeof *a->part);
+  if (!a->sums || !a->part) {
+    free(a->sums);
+    free(a->part);
     free(a);
     return STOREFL_ERR_NOMEM;
   }
@@ -114,6 +121,7 @@ void storefl_accum_free(storefl_accum *acc) {
   if (!acc)
     return;
   free(acc->sums);
+  free(acc->part);
   free(acc);
 }
 
@@ -445,6 +453,109 @@ AVX2 static void i8_avx2(int64_t *sums, const uint8_t *p, size_t n, double ws, f
   }
 }
 
+/* Partial int32 sums: the same contributions, converted with cvtpd_epi32 (round half to even under
+ * the default rounding mode, like the magic-number addition; exact for |v| < 2^31), added to (or
+ * subtracted from) 32-bit lanes with wrapping arithmetic: half the accumulator traffic of the int64
+ * kernels. Out of range or NaN the lane value is garbage, but the same garbage for the add and the
+ * take-back, which wrapping arithmetic undoes exactly. */
+AVX2 static inline void put8_part_avx2(int32_t *part, __m256d a, __m256d b, __m256d k, int sub) {
+  __m128i qa = _mm256_cvtpd_epi32(_mm256_mul_pd(a, k));
+  __m128i qb = _mm256_cvtpd_epi32(_mm256_mul_pd(b, k));
+  __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(qa), qb, 1);
+  __m256i *d = (__m256i *)(void *)part;
+  __m256i v = _mm256_loadu_si256(d);
+  _mm256_storeu_si256(d, sub ? _mm256_sub_epi32(v, q) : _mm256_add_epi32(v, q));
+}
+
+/* One tensor into the partial sums, 8 coordinates at a time, measuring (ss/mx non-NULL) in the same
+ * pass as f32_avx2/f16_avx2/i8_avx2 do. Returns how many coordinates it did (the caller finishes
+ * the tail with part_scalar). */
+AVX2 static size_t part_avx2(int32_t *part, const storefl_tensor *u, size_t n, double ws, int sub, double *ss,
+                             double *mx) {
+  size_t i = 0;
+  const uint8_t *p = u->data;
+  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+  if (u->dtype == STOREFL_DTYPE_F32 || u->dtype == STOREFL_DTYPE_F16) {
+    const __m256d k = _mm256_set1_pd(ws);
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 m = _mm256_setzero_ps();
+    int f32 = u->dtype == STOREFL_DTYPE_F32;
+    for (; i + 8 <= n; i += 8) {
+      __m256 f = f32 ? _mm256_loadu_ps((const float *)(const void *)(p + 4 * i))
+                     : _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 2 * i)));
+      __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(f)),
+              b = _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1));
+      put8_part_avx2(part + i, a, b, k, sub);
+      if (ss) {
+        s0 = _mm256_add_pd(s0, _mm256_mul_pd(a, a));
+        s1 = _mm256_add_pd(s1, _mm256_mul_pd(b, b));
+        m = _mm256_max_ps(m, _mm256_and_ps(f, absmask));
+      }
+    }
+    if (ss) {
+      double v[4], w[4];
+      float mm[8];
+      _mm256_storeu_pd(v, s0);
+      _mm256_storeu_pd(w, s1);
+      _mm256_storeu_ps(mm, m);
+      *ss += ((v[0] + w[0]) + (v[1] + w[1])) + ((v[2] + w[2]) + (v[3] + w[3]));
+      float mxf = 0;
+      for (int j = 0; j < 8; j++)
+        mxf = fmaxf(mxf, mm[j]);
+      *mx = (double)mxf > *mx ? (double)mxf : *mx;
+    }
+  } else {
+    const __m256d k = _mm256_set1_pd((double)u->scale * ws);
+    const __m256d sign = _mm256_set1_pd(-0.0);
+    __m256d m = _mm256_setzero_pd();
+    for (; i + 8 <= n; i += 8) {
+      int64_t raw;
+      memcpy(&raw, p + i, sizeof raw);
+      __m256i q32 = _mm256_cvtepi8_epi32(_mm_cvtsi64_si128(raw));
+      __m256d a = _mm256_cvtepi32_pd(_mm256_castsi256_si128(q32));
+      __m256d b = _mm256_cvtepi32_pd(_mm256_extracti128_si256(q32, 1));
+      put8_part_avx2(part + i, a, b, k, sub);
+      if (ss) {
+        s0 = _mm256_add_pd(s0, _mm256_mul_pd(a, a));
+        s1 = _mm256_add_pd(s1, _mm256_mul_pd(b, b));
+        m = _mm256_max_pd(m, _mm256_max_pd(_mm256_andnot_pd(sign, a), _mm256_andnot_pd(sign, b)));
+      }
+    }
+    if (ss) {
+      /* sums of q^2 (exact integers in double) and max |q|, scaled as tensor_stats does */
+      double v[4], w[4], mm[4];
+      _mm256_storeu_pd(v, s0);
+      _mm256_storeu_pd(w, s1);
+      _mm256_storeu_pd(mm, m);
+      double sq = ((v[0] + w[0]) + (v[1] + w[1])) + ((v[2] + w[2]) + (v[3] + w[3]));
+      double mq = fmax(fmax(mm[0], mm[1]), fmax(mm[2], mm[3]));
+      for (size_t j = i; j < n; j++) { /* the tail's measurement (part_scalar only adds for int8) */
+        int q = (int8_t)p[j];
+        sq += (double)(q * q);
+        mq = fmax(mq, (double)abs(q));
+      }
+      double sc = (double)u->scale;
+      *ss += sc * sc * sq;
+      *mx = sc * mq > *mx ? sc * mq : *mx;
+    }
+  }
+  return i;
+}
+
+AVX2 static void fold_avx2(int64_t *sums, int32_t *part, size_t n) {
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    __m128i q = _mm_loadu_si128((const __m128i *)(const void *)(part + i));
+    __m256i *d = (__m256i *)(void *)(sums + i);
+    _mm256_storeu_si256(d, _mm256_add_epi64(_mm256_loadu_si256(d), _mm256_cvtepi32_epi64(q)));
+    _mm_storeu_si128((__m128i *)(void *)(part + i), _mm_setzero_si128());
+  }
+  for (; i < n; i++) {
+    sums[i] = (int64_t)((uint64_t)sums[i] + (uint64_t)(int64_t)part[i]);
+    part[i] = 0;
+  }
+}
+
 static int g_use_avx2;
 static pthread_once_t g_simd_once = PTHREAD_ONCE_INIT;
 static void simd_init(void) {
@@ -463,6 +574,60 @@ static int use_avx2(void) {
   return 0;
 }
 #endif
+
+/* Scalar partial-sum kernel from index i on: the low 32 bits of round_bits (the value itself when
+ * |c| < 2^31), added or subtracted with wrapping; with ss/mx, f32/f16 values are measured too (int8
+ * measurement is done by the caller, from the integers). */
+static void part_scalar(int32_t *part, const storefl_tensor *u, size_t i, size_t n, double ws, int sub,
+                        double *ss, double *mx) {
+  const uint8_t *p = u->data;
+  uint32_t *w = (uint32_t *)part;
+  if (u->dtype == STOREFL_DTYPE_I8) {
+    uint32_t table[256];
+    for (int q = -128; q < 128; q++)
+      table[(uint8_t)q] = (uint32_t)round_bits((double)q * ((double)u->scale * ws));
+    for (; i < n; i++)
+      w[i] = sub ? w[i] - table[p[i]] : w[i] + table[p[i]];
+    return;
+  }
+  double s0 = 0;
+  float m = 0.0f;
+  for (; i < n; i++) {
+    float v;
+    if (u->dtype == STOREFL_DTYPE_F32)
+      memcpy(&v, p + 4 * i, sizeof v);
+    else
+      v = g_half_table[(uint16_t)(p[2 * i] | (p[2 * i + 1] << 8))];
+    uint32_t c = (uint32_t)round_bits((double)v * ws);
+    w[i] = sub ? w[i] - c : w[i] + c;
+    if (ss) {
+      s0 += (double)v * v;
+      m = fabsf(v) > m ? fabsf(v) : m;
+    }
+  }
+  if (ss) {
+    *ss += s0;
+    *mx = (double)m > *mx ? (double)m : *mx;
+  }
+}
+
+/* Moves the partial sums into the int64 sums (the accumulated values do not change). */
+static void fold_part(storefl_accum *acc) {
+  if (acc->part_bound == 0)
+    return;
+#ifdef ACC_HAVE_AVX2
+  if (use_avx2())
+    fold_avx2(acc->sums, acc->part, acc->total);
+  else
+#endif
+  {
+    for (size_t i = 0; i < acc->total; i++) {
+      acc->sums[i] = (int64_t)((uint64_t)acc->sums[i] + (uint64_t)(int64_t)acc->part[i]);
+      acc->part[i] = 0;
+    }
+  }
+  acc->part_bound = 0;
+}
 
 int storefl_accum_check(const storefl_accum *acc, const storefl_tensor *tensors, uint32_t n_tensors,
                         storefl_accum_stats *stats) {
@@ -543,6 +708,48 @@ int storefl_accum_match(const storefl_accum *acc, const storefl_tensor *tensors,
   return STOREFL_OK;
 }
 
+/* Adds (sub = 0) or subtracts one update's contributions to/from the partial int32 sums, measuring
+ * it (sum of squares, max |x|) when ss/mx are not NULL. */
+static void part_kernel(storefl_accum *acc, uint32_t t, const storefl_tensor *u, double ws, int sub,
+                        double *ss, double *mx) {
+  int32_t *part = acc->part + acc->offset[t];
+  size_t n = acc->numel[t], i = 0;
+#ifdef ACC_HAVE_AVX2
+  if (use_avx2()) {
+    i = part_avx2(part, u, n, ws, sub, ss, mx);
+    part_scalar(part, u, i, n, ws, sub, u->dtype == STOREFL_DTYPE_I8 ? NULL : ss, mx);
+    return;
+  }
+#endif
+  if (u->dtype == STOREFL_DTYPE_I8 && ss) {
+    double s8, m8;
+    tensor_stats(u, n, &s8, &m8);
+    *ss += s8;
+    *mx = m8 > *mx ? m8 : *mx;
+  }
+  part_scalar(part, u, 0, n, ws, sub, ss, mx);
+}
+
+/* Partial int32 sums. Folding every update into the int64 sums reads and writes 8 bytes per
+ * coordinate per update, twice the bytes of a float32 update. Instead an update goes into a 32-bit
+ * partial array (4 bytes per coordinate), folded into the int64 sums when the next update might
+ * overflow it and before anyone reads the sums. The update is added and measured in one pass (it is
+ * read once); if the measurement says it might not have fitted, it is taken back (wrapping
+ * arithmetic makes that exact even if a lane wrapped), the partial sums are folded and it is added
+ * again. Why nothing is lost:
+ *   - every coordinate has |x| <= max_abs, so its contribution c = round_half_even(x * w * 2^S) has
+ *     |c| = round(|x| * w * 2^S) <= round(max_abs * w * 2^S) <= ceil(max_abs * w * 2^S) = b
+ *     (rounding is symmetric and monotone; max_abs * w * 2^S is an exact double: at most 24 + 20
+ *     significant bits, 8 + 24 + 20 for int8 with its scale);
+ *   - part_bound is the sum of the b of the updates in the partial array since the last fold, so
+ *     |part[i]| <= part_bound for every i (triangle inequality), and an update is kept there only if
+ *     part_bound + b <= INT32_MAX: no lane ever holds a wrapped value once an update is accepted;
+ *   - an update with b > INT32_MAX goes to the int64 sums (the previous kernels).
+ * With the defaults (S = 24), an update of norm <= 1 over the ~532k coordinates of the default model
+ * has max |x| of a few 1e-3, so b ~ 1e7 at weight 100 and a fold happens every ~200 updates; the
+ * fold costs one int64 pass, as every update did before. The integers accumulated are the same
+ * whichever array holds them: the sums stay exact and independent of arrival order. unit.accum
+ * checks the boundaries (b = INT32_MAX, b = 2^31, part_bound + b = INT32_MAX and one more). */
 int storefl_accum_add_measured(storefl_accum *acc, const storefl_tensor *tensors, uint32_t n_tensors,
                                uint64_t weight, double max_norm, storefl_accum_stats *stats) {
   int rc = storefl_accum_match(acc, tensors, n_tensors);
@@ -553,10 +760,8 @@ int storefl_accum_add_measured(storefl_accum *acc, const storefl_tensor *tensors
   if (acc->count >= acc->max_updates)
     return STOREFL_ERR_UNAVAILABLE;
   double ws = ldexp((double)weight, acc->scale_bits), ss = 0, mx = 0;
-  /* One pass: add and measure. If the measurement says no, the same contributions are subtracted
-   * again; integer (wrapping) arithmetic makes that exact, so a rejection leaves the sums as they were. */
   for (uint32_t t = 0; t < n_tensors; t++)
-    tensor_kernel(acc, t, &tensors[t], ws, 0, &ss, &mx);
+    part_kernel(acc, t, &tensors[t], ws, 0, &ss, &mx);
   storefl_accum_stats st = {sqrt(ss), mx, acc->total};
   if (!isfinite(ss))
     rc = STOREFL_ERR_NONFINITE;
@@ -564,10 +769,24 @@ int storefl_accum_add_measured(storefl_accum *acc, const storefl_tensor *tensors
     rc = STOREFL_ERR_INVALID;
   if (stats)
     *stats = st;
-  if (rc) {
+  double bd = rc ? 0 : ceil(mx * ws);
+  if (rc || bd > (double)((int64_t)INT32_MAX - acc->part_bound)) {
+    /* Rejected, or it may not have fitted: take it back exactly. */
     for (uint32_t t = 0; t < n_tensors; t++)
-      tensor_kernel(acc, t, &tensors[t], ws, 1, NULL, NULL);
-    return rc;
+      part_kernel(acc, t, &tensors[t], ws, 1, NULL, NULL);
+    if (rc)
+      return rc;
+    fold_part(acc);
+    if (bd <= (double)INT32_MAX) {
+      for (uint32_t t = 0; t < n_tensors; t++)
+        part_kernel(acc, t, &tensors[t], ws, 0, NULL, NULL);
+      acc->part_bound = (int64_t)bd;
+    } else {
+      for (uint32_t t = 0; t < n_tensors; t++)
+        tensor_kernel(acc, t, &tensors[t], ws, 0, NULL, NULL);
+    }
+  } else {
+    acc->part_bound += (int64_t)bd;
   }
   acc->count++;
   acc->weight += weight;
@@ -639,10 +858,14 @@ size_t storefl_accum_numel(const storefl_accum *acc) {
 int storefl_accum_scale_bits(const storefl_accum *acc) {
   return acc->scale_bits;
 }
+/* The partial sums are folded first. The accumulator is never a const object (it is allocated by
+ * storefl_accum_create), and folding does not change the values it represents, hence the cast. */
 const int64_t *storefl_accum_sums(const storefl_accum *acc) {
+  fold_part((storefl_accum *)(uintptr_t)acc);
   return acc->sums;
 }
 int64_t *storefl_accum_sums_mut(storefl_accum *acc) {
+  fold_part(acc);
   return acc->sums;
 }
 int64_t storefl_accum_limit(const storefl_accum *acc) {
@@ -651,6 +874,8 @@ int64_t storefl_accum_limit(const storefl_accum *acc) {
 
 void storefl_accum_reset(storefl_accum *acc) {
   memset(acc->sums, 0, acc->total * sizeof *acc->sums);
+  memset(acc->part, 0, acc->total * sizeof *acc->part);
+  acc->part_bound = 0;
   acc->count = 0;
   acc->weight = 0;
 }
@@ -659,8 +884,9 @@ int storefl_accum_mean(const storefl_accum *acc, double *out) {
   if (!acc || !out || acc->weight == 0)
     return STOREFL_ERR_INVALID;
   double denom = ldexp((double)acc->weight, acc->scale_bits);
+  const int64_t *sums = storefl_accum_sums(acc);
   for (size_t i = 0; i < acc->total; i++)
-    out[i] = (double)acc->sums[i] / denom;
+    out[i] = (double)sums[i] / denom;
   return STOREFL_OK;
 }
 

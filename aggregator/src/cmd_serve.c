@@ -24,6 +24,8 @@
 typedef struct serve_config {
   char listen[300];
   unsigned max_sessions, idle_timeout_s, max_handshakes, block_size, max_uploads, busy_max_age_s;
+  unsigned hs_per_addr; /* max_handshakes_per_address; 0 = no bound */
+  int hs_per_addr_set;
   int q_block;
   char psk_keys[PATHLEN], psk_hint[128], ca[PATHLEN], cert[PATHLEN], key[PATHLEN];
   char err[300];
@@ -56,7 +58,10 @@ static int on_ini(void *user, const char *section, const char *name, const char 
       bad = parse_uint(value, 1, 86400, &c->idle_timeout_s);
     else if (!strcmp(name, "max_handshakes"))
       bad = parse_uint(value, 1, 100000, &c->max_handshakes);
-    else if (!strcmp(name, "max_uploads"))
+    else if (!strcmp(name, "max_handshakes_per_address")) {
+      bad = parse_uint(value, 0, 100000, &c->hs_per_addr);
+      c->hs_per_addr_set = !bad;
+    } else if (!strcmp(name, "max_uploads"))
       bad = parse_uint(value, 1, 1000000, &c->max_uploads);
     else if (!strcmp(name, "busy_max_age_s"))
       bad = parse_uint(value, 1, 3600, &c->busy_max_age_s);
@@ -290,6 +295,8 @@ int storefl_cmd_serve(int argc, char **argv) {
   so.max_sessions = sc.max_sessions;
   so.idle_timeout_s = sc.idle_timeout_s;
   so.max_handshakes = sc.max_handshakes;
+  if (sc.hs_per_addr_set)
+    so.max_handshakes_per_addr = sc.hs_per_addr ? sc.hs_per_addr : STOREFL_SERVER_NO_LIMIT;
   so.max_uploads = sc.max_uploads;
   so.busy_max_age_s = sc.busy_max_age_s;
   so.block_size = sc.block_size;

@@ -2,6 +2,7 @@
 #include "storefl/coap_server.h"
 
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,8 @@
 #include "storefl/codec.h"
 #include "storefl/error.h"
 #include "storefl/log.h"
+
+#include "hs_guard.h"
 
 #define CF_CBOR 60 /* application/cbor */
 
@@ -26,7 +29,9 @@ struct storefl_server {
   coap_resource_t *r_model, *r_round, *r_update, *r_status;
   unsigned pending; /* STOREFL_SERVER_CHANGED_* not yet notified */
   uint32_t sessions;
-  unsigned uploads; /* sessions holding an upload slot (sess_state.active) */
+  unsigned uploads;      /* sessions holding an upload slot (sess_state.active) */
+  storefl_hs_guard hs;   /* half-open DTLS sessions per source address */
+  coap_tick_t hs_logged; /* last debug dump of the half-open sessions */
 };
 
 static void set_err(char *err, size_t errlen, const char *msg, const char *arg) {
@@ -54,18 +59,60 @@ static void sess_free(sess_state *st) {
   free(st);
 }
 
+/* The source IP of a session, without the port (a flood uses many ports). 0 if not IP. */
+static size_t remote_ip(coap_session_t *session, uint8_t out[STOREFL_HS_ADDR_MAX]) {
+  const coap_address_t *a = coap_session_get_addr_remote(session);
+  if (!a)
+    return 0;
+  if (a->addr.sa.sa_family == AF_INET) {
+    memcpy(out, &a->addr.sin.sin_addr, 4);
+    return 4;
+  }
+  if (a->addr.sa.sa_family == AF_INET6) {
+    const uint8_t *b = a->addr.sin6.sin6_addr.s6_addr;
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(b, v4mapped, 12) == 0) { /* the same host whether it comes as IPv4 or mapped */
+      memcpy(out, b + 12, 4);
+      return 4;
+    }
+    memcpy(out, b, 16);
+    return 16;
+  }
+  return 0;
+}
+
+static uint64_t now_ms(void) {
+  coap_tick_t t;
+  coap_ticks(&t);
+  return coap_ticks_to_rt_us(t) / 1000;
+}
+
 static int on_event(coap_session_t *session, const coap_event_t event) {
   storefl_server *s = server_of(session);
   if (!s)
     return 0;
   if (event == COAP_EVENT_SERVER_SESSION_NEW) {
     s->sessions++;
+    uint8_t ip[STOREFL_HS_ADDR_MAX];
+    size_t iplen = remote_ip(session, ip);
+    if (!s->o.insecure_dev && iplen) {
+      int rc = storefl_hs_guard_add(&s->hs, session, ip, iplen, now_ms());
+      if (rc == STOREFL_ERR_UNAVAILABLE && s->hs.untracked % 1000 == 1)
+        SFL_WARN("dtls", "half-open registry full (%zu): %s not limited per address", s->hs.n,
+                 coap_session_str(session));
+      else if (rc && rc != STOREFL_ERR_UNAVAILABLE)
+        SFL_WARN("dtls", "cannot track the handshake of %s: %s", coap_session_str(session),
+                 storefl_strerror(rc));
+    }
     if (s->o.q_block_burst)
       coap_session_set_max_payloads(session,
                                     (uint16_t)(s->o.q_block_burst > 65535 ? 65535 : s->o.q_block_burst));
   } else if (event == COAP_EVENT_SERVER_SESSION_DEL) {
     if (s->sessions)
       s->sessions--;
+    if (storefl_hs_guard_remove(&s->hs, session))
+      SFL_DEBUG("dtls", "%s: half-open session freed (state %d)", coap_session_str(session),
+                (int)coap_session_get_state(session));
     upload_done(s, coap_session_get_app_data(session));
     sess_free(coap_session_get_app_data(session));
     coap_session_set_app_data(session, NULL);
@@ -432,6 +479,13 @@ int storefl_server_open(const storefl_server_opts *opts, const storefl_server_se
   coap_context_set_max_idle_sessions(s->ctx, s->o.max_sessions);
   coap_context_set_session_timeout(s->ctx, s->o.idle_timeout_s);
   coap_context_set_max_handshake_sessions(s->ctx, s->o.max_handshakes);
+  if (!s->o.max_handshakes_per_addr)
+    s->o.max_handshakes_per_addr = STOREFL_SERVER_HS_PER_ADDR_DEFAULT;
+  /* libcoap holds at most max_handshakes + 1 half-open sessions; established ones leave at the next
+   * sweep, so max_sessions more bounds what can be tracked at once. */
+  storefl_hs_guard_init(
+      &s->hs, s->o.max_handshakes_per_addr == STOREFL_SERVER_NO_LIMIT ? 0 : s->o.max_handshakes_per_addr,
+      (size_t)s->o.max_handshakes + s->o.max_sessions + 1);
   coap_register_event_handler(s->ctx, on_event);
   if (!s->o.insecure_dev) {
     rc = storefl_dtls_server_setup(s->ctx, &s->o.dtls, err, errlen);
@@ -472,6 +526,52 @@ static void flush_notifications(storefl_server *s) {
     coap_resource_notify_observers(s->r_model, NULL);
 }
 
+static storefl_hs_state hs_state(void *ctx, const void *key) {
+  (void)ctx;
+  coap_session_t *session = (coap_session_t *)key;
+  if (coap_session_get_type(session) == COAP_SESSION_TYPE_HELLO)
+    return STOREFL_HS_HELLO;
+  if (coap_session_get_state(session) == COAP_SESSION_STATE_HANDSHAKE)
+    return STOREFL_HS_HANDSHAKE;
+  return STOREFL_HS_DONE; /* established, or disconnected and about to be freed */
+}
+
+static void hs_drop(void *ctx, const void *key) {
+  (void)ctx;
+  coap_session_t *session = (coap_session_t *)key;
+  SFL_DEBUG("dtls", "%s: dropping a half-open handshake (over the per-address bound)",
+            coap_session_str(session));
+  /* The path of libcoap's own handshake timeout (coap_dtls_handle_timeout): the session goes to
+   * state NONE and the next coap_io_prepare frees it (SESSION_DEL). */
+  coap_session_disconnected(session, COAP_NACK_TLS_FAILED);
+}
+
+static const char *hs_type_name(coap_session_t *session) {
+  switch (coap_session_get_type(session)) {
+  case COAP_SESSION_TYPE_HELLO:
+    return "hello";
+  case COAP_SESSION_TYPE_SERVER:
+    return "server";
+  default:
+    return "other";
+  }
+}
+
+/* Debug view of every half-open session (type, libcoap state, age): if handshakes stop
+ * completing, this names which state they are stuck in and from where. */
+static void hs_log(storefl_server *s, uint64_t t_ms) {
+  if (storefl_log_get_level() > STOREFL_LOG_DEBUG || !s->hs.n)
+    return;
+  SFL_DEBUG("dtls", "%zu half-open sessions (dropped %llu so far, untracked %llu, live %u)", s->hs.n,
+            (unsigned long long)s->hs.dropped, (unsigned long long)s->hs.untracked, s->sessions);
+  size_t shown = s->hs.n < 32 ? s->hs.n : 32;
+  for (size_t i = 0; i < shown; i++) {
+    coap_session_t *session = (coap_session_t *)s->hs.e[i].key;
+    SFL_DEBUG("dtls", "  %s type=%s state=%d age_ms=%llu", coap_session_str(session), hs_type_name(session),
+              (int)coap_session_get_state(session), (unsigned long long)(t_ms - s->hs.e[i].t0_ms));
+  }
+}
+
 int storefl_server_run(storefl_server *s, volatile sig_atomic_t *stop) {
   coap_tick_t last = 0;
   while (!*stop) {
@@ -481,9 +581,24 @@ int storefl_server_run(storefl_server *s, volatile sig_atomic_t *stop) {
       SFL_ERROR("server", "libcoap I/O failed");
       return STOREFL_ERR_IO;
     }
+    /* After every batch of datagrams: a flooding address never holds more than its bound for
+     * longer than one batch, so the global max_handshakes keeps room for others. */
+    if (s->hs.n) {
+      size_t before = (size_t)s->hs.dropped;
+      if (storefl_hs_guard_sweep(&s->hs, hs_state, hs_drop, s, NULL) &&
+          (before == 0 || s->hs.dropped / 100 != before / 100))
+        SFL_WARN("dtls", "half-open handshakes over the per-address bound of %u: %llu dropped so far",
+                 s->hs.per_addr, (unsigned long long)s->hs.dropped);
+    }
     coap_tick_t now;
     coap_ticks(&now);
-    if (s->svc.tick && (last == 0 || coap_ticks_to_rt_us(now - last) / 1000 >= s->o.tick_ms)) {
+    if (now - s->hs_logged >= COAP_TICKS_PER_SECOND) {
+      s->hs_logged = now;
+      hs_log(s, coap_ticks_to_rt_us(now) / 1000);
+    }
+    /* Elapsed ticks converted by hand: coap_ticks_to_rt_us() adds the clock's epoch offset, so on a
+     * difference it is always huge (the tick then ran after every datagram). */
+    if (s->svc.tick && (last == 0 || (uint64_t)(now - last) * 1000 / COAP_TICKS_PER_SECOND >= s->o.tick_ms)) {
       last = now;
       s->svc.tick(s->svc.ctx);
     }
@@ -498,5 +613,6 @@ void storefl_server_close(storefl_server *s) {
     return;
   if (s->ctx)
     coap_free_context(s->ctx); /* releases sessions (SESSION_DEL frees their buffers) and bodies */
+  storefl_hs_guard_free(&s->hs);
   free(s);
 }

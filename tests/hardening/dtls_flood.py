@@ -3,9 +3,14 @@
 (PSK and ECDHE-ECDSA suites), answer the HelloVerifyRequest with the cookie (so that the server
 commits handshake state), read the server's flight and abandon the handshake. Repeats for ROUNDS.
 Prints one line: hellos sent, HelloVerifyRequests and ServerHellos received.
-  dtls_flood.py PORT SOCKETS ROUNDS"""
+  dtls_flood.py PORT SOCKETS ROUNDS [--bind ADDR] [--seconds T] [--wait S]
+--bind: source address (e.g. 127.0.0.2, so that a test can tell the flood from honest stores on
+127.0.0.1); --seconds: repeat rounds until T seconds have passed (ROUNDS is then a minimum);
+--wait: how long each round waits for the server's answers (default 2 s); --cookie no: never
+answer the HelloVerifyRequest (sessions stay before the cookie exchange)."""
 import os
 import select
+import signal
 import socket
 import struct
 import sys
@@ -39,19 +44,44 @@ def handshake_types(dgram):
     return out
 
 
+def _stop(*_):
+    raise KeyboardInterrupt
+
+
 def main():
     port, nsock, rounds = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-    sent = hvr = sh = 0
-    for _ in range(rounds):
+    opts = dict(zip(sys.argv[4::2], sys.argv[5::2]))
+    bind = opts.get("--bind")
+    until = time.time() + float(opts.get("--seconds", 0))
+    wait = float(opts.get("--wait", 2.0))
+    answer = opts.get("--cookie", "yes") != "no"
+    stats = {"sent": 0, "hvr": 0, "sh": 0, "done": 0}
+    # SIGTERM (a test stopping the flood) still prints the counts.
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        flood(port, nsock, rounds, bind, until, wait, answer, stats)
+    except KeyboardInterrupt:
+        pass
+    print(f"hellos_sent={stats['sent']} hello_verify_requests={stats['hvr']} server_hellos={stats['sh']} "
+          f"rounds={stats['done']}", flush=True)
+
+
+def flood(port, nsock, rounds, bind, until, wait, answer, stats):
+    sent = hvr = sh = done = 0
+    while done < rounds or time.time() < until:
+        done += 1
+        stats.update(sent=sent, hvr=hvr, sh=sh, done=done)
         socks = []
         for _ in range(nsock):
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             s.setblocking(False)
+            if bind:
+                s.bind((bind, 0))
             s.connect(("127.0.0.1", port))
             s.send(client_hello(b"", 0))
             sent += 1
             socks.append(s)
-        deadline = time.time() + 2.0
+        deadline = time.time() + wait
         pending = set(socks)
         while pending and time.time() < deadline:
             r, _, _ = select.select(list(pending), [], [], 0.1)
@@ -64,6 +94,9 @@ def main():
                 t = handshake_types(d)
                 if 3 in t:  # HelloVerifyRequest: cookie at offset 13+12+2
                     hvr += 1
+                    if not answer:
+                        pending.discard(s)
+                        continue
                     c = d[13 + 12 + 2 + 1:13 + 12 + 2 + 1 + d[13 + 12 + 2]]
                     s.send(client_hello(c, 1))
                     sent += 1
@@ -72,7 +105,7 @@ def main():
                     pending.discard(s)  # the server holds state for this one: abandon it
         for s in socks:
             s.close()
-    print(f"hellos_sent={sent} hello_verify_requests={hvr} server_hellos={sh}")
+    stats.update(sent=sent, hvr=hvr, sh=sh, done=done)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # 50 stores x 3 rounds over DTLS PSK against storefl-aggregator serve. Each round every store gets a
 # distinct update (seeded, float32 / float16 / int8 in turn) in its outbox and `storefl-agent sync`
-# uploads it, ten agents at a time. Then: every round closed with exactly 50 participants; the final
-# model an agent downloads equals, bit for bit, the model an independent in-process aggregator
-# computes from the same 150 update bodies (read back from the agents' outboxes) fed in different
-# arrival orders.
+# uploads it, ten agents at a time. Then: every round closed with exactly 50 participants; every
+# model the aggregator served (after rounds 1, 2 and 3) equals, bit for bit, a reference computed
+# independently from the same 150 update bodies by multi_reference.py (cbor2 and Python integers,
+# neither our codec nor aggcore); and the final model an agent downloads equals, bit for bit, the
+# model an in-process aggregator computes from the bodies read back from the agents' outboxes, fed
+# in other arrival orders (order independence).
 # Usage: test_multi.sh AGGREGATOR AGENT NET_PEER SOURCE_DIR PORT
 set -euo pipefail
 agg=$1 agent=$2 peer=$3 src=$4 port=$5
-N=50 ROUNDS=3
+N=${MULTI_STORES:-50} ROUNDS=3
+here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 srv=
 cleanup() {
@@ -82,6 +85,7 @@ dtypes=(f32 f16 i8)
 for r in $(seq 1 $ROUNDS); do
   "$peer" get "$port" v1/round $psk --out round.cbor >/dev/null
   "$peer" get "$port" v1/model $psk --out model.cbor >/dev/null
+  cp model.cbor "model-$r.cbor"
   "$peer" get "$port" v1/round $psk | grep -q "round=$r state=1" || fail "round $r is not open"
   for i in $(seq 1 $N); do
     id=${ids[$((i - 1))]}
@@ -96,6 +100,7 @@ for r in $(seq 1 $ROUNDS); do
         fail "$id: first sync: $(grep -a -i "alert\|fail\|error\|returned -0x\|refused" first.out | tail -15)"
     fi
     "$peer" enqueue "$id.db" "$r" u.cbor
+    cp u.cbor "u-$r-$id.cbor"
   done
   batch=()
   for i in $(seq 1 $N); do
@@ -129,4 +134,11 @@ ref=$("$peer" replay agg.ini "$work/replay.db" $ROUNDS store-*.db 2>/dev/null | 
 echo "served: $served"
 echo "replay: $ref"
 [ "$served" = "$ref" ] || fail "replayed aggregation differs from the served model"
+"$peer" get "$port" v1/model $psk --out "model-$((ROUNDS + 1)).cbor" >/dev/null
+py=${STOREFL_PYTHON3:-/usr/bin/python3}
+"$py" "$here/multi_reference.py" . $ROUNDS || fail "independent reference differs"
+# Control: the reference can fail. Round 1 with one update body fewer must differ.
+mkdir held && mv "u-1-${ids[0]}.cbor" held/
+if "$py" "$here/multi_reference.py" . 1 >control.out 2>&1; then fail "the reference accepts a wrong update set"; fi
+echo "control (one update left out): $(tail -1 control.out)"
 echo PASS

@@ -13,3 +13,6 @@ set_tests_properties(network.run PROPERTIES TIMEOUT 300)
 add_test(NAME network.multi COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_multi.sh $<TARGET_FILE:storefl-aggregator>
   $<TARGET_FILE:storefl-agent> $<TARGET_FILE:net_peer> ${CMAKE_SOURCE_DIR} 20150)
 set_tests_properties(network.multi PROPERTIES TIMEOUT 600)
+add_test(NAME network.hs_flood COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_hs_flood.sh $<TARGET_FILE:storefl-aggregator>
+  $<TARGET_FILE:net_peer> ${CMAKE_SOURCE_DIR} 20160)
+set_tests_properties(network.hs_flood PROPERTIES TIMEOUT 300)

@@ -357,11 +357,86 @@ static void test_stats_and_rounding(void **state) {
   storefl_accum_free(a);
 }
 
+/* The partial int32 sums of storefl_accum_add_measured at their boundaries (13 coordinates: one
+ * SIMD block of 8 and a scalar tail; unit.accum_scalar runs the scalar code). With S = 30 and w = 1
+ * the per-update bounds b are 2^30, 2^30 - 64 and 63: together exactly INT32_MAX, which must stay in
+ * the partial sums; the next update (b = 1) must fold first. Every coordinate then holds +-2^31,
+ * which an int32 lane cannot: a missed or late fold shows as a wrapped sum. Then b = 2^31 (straight
+ * to int64), and a NaN update after all that (taken back exactly). */
+static void put_all(float *v, size_t n, float x) {
+  for (size_t i = 0; i < n; i++)
+    v[i] = (i % 2) ? -x : x;
+}
+
+static void test_partial_fold_boundaries(void **state) {
+  (void)state;
+  enum { N = 13 };
+  const storefl_accum_tensor spec = {"t", 1, {N}};
+  storefl_accum *a = NULL;
+  assert_int_equal(storefl_accum_create(&spec, 1, 30, 16, &a), 0);
+  float v[N];
+  storefl_tensor t;
+  memset(&t, 0, sizeof t);
+  t.name.ptr = "t";
+  t.name.len = 1;
+  t.ndim = 1;
+  t.shape[0] = N;
+  t.dtype = STOREFL_DTYPE_F32;
+  t.scale = 1.0f;
+  t.data = (const uint8_t *)v;
+  t.nbytes = sizeof v;
+  const float xs[] = {1.0f, 1.0f - 0x1.0p-24f, 63 * 0x1.0p-30f, 0x1.0p-30f};
+  const int64_t cs[] = {(int64_t)1 << 30, ((int64_t)1 << 30) - 64, 63, 1};
+  int64_t want = 0;
+  for (int k = 0; k < 4; k++) {
+    put_all(v, N, xs[k]);
+    storefl_accum_stats st;
+    assert_int_equal(storefl_accum_add_measured(a, &t, 1, 1, 1e30, &st), 0);
+    assert_true(st.max_abs == (double)xs[k]);
+    want += cs[k];
+    if (k == 2)
+      assert_int_equal(want, INT32_MAX); /* the partial sums are exactly full here */
+  }
+  assert_int_equal(want, (int64_t)1 << 31);
+  const int64_t *s = storefl_accum_sums(a);
+  for (int i = 0; i < N; i++)
+    assert_int_equal(s[i], (i % 2) ? -want : want);
+  /* b = 2^31 does not fit a lane: it goes to the int64 sums. */
+  put_all(v, N, 2.0f);
+  assert_int_equal(storefl_accum_add_measured(a, &t, 1, 1, 1e30, NULL), 0);
+  want += (int64_t)1 << 31;
+  /* Partial sums again, then a NaN update: taken back exactly. */
+  put_all(v, N, 0.5f);
+  assert_int_equal(storefl_accum_add_measured(a, &t, 1, 1, 1e30, NULL), 0);
+  want += (int64_t)1 << 29;
+  put_all(v, N, 0.25f);
+  v[N - 1] = NAN; /* in the scalar tail */
+  assert_int_equal(storefl_accum_add_measured(a, &t, 1, 1, 1e30, NULL), STOREFL_ERR_NONFINITE);
+  put_all(v, N, 0.25f);
+  v[3] = NAN; /* in the SIMD block */
+  assert_int_equal(storefl_accum_add_measured(a, &t, 1, 1, 1e30, NULL), STOREFL_ERR_NONFINITE);
+  put_all(v, N, 0.75f); /* over the norm bound */
+  assert_int_equal(storefl_accum_add_measured(a, &t, 1, 1, 1.0, NULL), STOREFL_ERR_INVALID);
+  s = storefl_accum_sums(a);
+  for (int i = 0; i < N; i++)
+    assert_int_equal(s[i], (i % 2) ? -want : want);
+  assert_int_equal(storefl_accum_count(a), 6);
+  assert_int_equal(storefl_accum_weight(a), 6);
+  /* Reading the sums folded them; more updates after that still count (same arrays). */
+  put_all(v, N, 1.0f);
+  assert_int_equal(storefl_accum_add_measured(a, &t, 1, 1, 1e30, NULL), 0);
+  want += (int64_t)1 << 30;
+  s = storefl_accum_sums(a);
+  for (int i = 0; i < N; i++)
+    assert_int_equal(s[i], (i % 2) ? -want : want);
+  storefl_accum_free(a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_exact_against_reference),   cmocka_unit_test(test_order_and_shards),
       cmocka_unit_test(test_rejections_change_nothing), cmocka_unit_test(test_add_measured_rejects_exactly),
-      cmocka_unit_test(test_stats_and_rounding),
+      cmocka_unit_test(test_stats_and_rounding),        cmocka_unit_test(test_partial_fold_boundaries),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,7 +6,8 @@
  * float16 and int8 values (q8 * scale: 8 + 24 + 20 bits), so q depends on nothing but (x, w, S) and
  * the only rounding is that one, deterministic, step. Integer addition is associative, so any
  * arrival order and any sharding (sum of per-shard sums) gives bit-identical sums. Memory is
- * O(model): one int64 per coordinate, whatever the number of participants. Tensor names are at most
+ * O(model): one int64 and one int32 (partial sums of the fast path, folded into the int64 sums
+ * before they are read; see accum.c) per coordinate, whatever the number of participants. Tensor names are at most
  * STOREFL_MAX_ID_LEN (64) bytes here.
  *
  * Overflow is impossible by construction: every contribution |q| must be <= limit, where
@@ -96,6 +97,8 @@ uint64_t storefl_accum_weight(const storefl_accum *acc);
 /* Total coordinates, grid scale and raw sums (numel int64 values, tensors concatenated in order). */
 size_t storefl_accum_numel(const storefl_accum *acc);
 int storefl_accum_scale_bits(const storefl_accum *acc);
+/* storefl_accum_sums and _mut fold the partial sums first (the values do not change); the pointer
+ * stays valid until storefl_accum_free, but read the sums again through them after adding more. */
 const int64_t *storefl_accum_sums(const storefl_accum *acc);
 /* Mutable sums, for central-mode noise added on the same grid by the privacy layer. */
 int64_t *storefl_accum_sums_mut(storefl_accum *acc);

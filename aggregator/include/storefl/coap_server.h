@@ -44,6 +44,9 @@ typedef struct storefl_server_service {
   void (*tick)(void *ctx);
 } storefl_server_service;
 
+#define STOREFL_SERVER_HS_PER_ADDR_DEFAULT 8u
+#define STOREFL_SERVER_NO_LIMIT 0xffffffffu
+
 typedef struct storefl_server_opts {
   const char *host; /* listen address, NULL -> 127.0.0.1 */
   uint16_t port;    /* 0 -> 5684 */
@@ -59,6 +62,10 @@ typedef struct storefl_server_opts {
   int no_q_block;            /* 1: do not offer RFC 9177 Q-Block (benchmark "before") */
   unsigned q_block_burst;    /* Q-Block2 MAX_PAYLOADS before pacing, 0 -> libcoap's 10 */
   unsigned tick_ms;          /* service tick period, 0 -> 1000 */
+  /* Half-open handshakes one source address (any port) may hold; beyond, its oldest cookie-verified
+   * ones are dropped so that it cannot fill max_handshakes and lock the others out.
+   * 0 -> STOREFL_SERVER_HS_PER_ADDR_DEFAULT; STOREFL_SERVER_NO_LIMIT -> no per-address bound. */
+  unsigned max_handshakes_per_addr;
 } storefl_server_opts;
 
 typedef struct storefl_server storefl_server;
