@@ -428,6 +428,10 @@ static int fill_response(storefl_client *c, const coap_pdu_t *pdu, storefl_respo
     r->etag_len = coap_opt_length(opt);
     memcpy(r->etag, coap_opt_value(opt), r->etag_len);
   }
+  r->max_age_s = -1;
+  opt = coap_check_option(pdu, COAP_OPTION_MAXAGE, &it);
+  if (opt && coap_opt_length(opt) <= 4)
+    r->max_age_s = (int64_t)coap_decode_var_bytes(coap_opt_value(opt), coap_opt_length(opt));
   size_t len = 0, offset = 0, total = 0;
   const uint8_t *data = NULL;
   if (coap_get_data_large(pdu, &len, &data, &offset, &total) && len) {
