@@ -550,6 +550,12 @@ static int sync_outbox(const storefl_agent_net_config *c, storefl_store *st, sto
      * path, tests/hardening/test_loss.sh), not about the update: retry it like an outage. */
     error_reason(&r, why, sizeof why);
     int64_t wait = storefl_agent_backoff_ms(c, it.attempts + 1, drbg);
+    /* A 5.03's max_age_s (rate limit, overload, disk full) is when the aggregator wants to hear
+     * from us again: retrying earlier only draws another 5.03 (tests/hardening/test_rate_limit.sh). */
+    storefl_error_msg em;
+    if (r.code == 503 && r.len && storefl_error_decode(r.body, r.len, r.len, &em) == 0 &&
+        (int64_t)em.max_age_s * 1000 > wait)
+      wait = em.max_age_s > c->retry_max_s ? (int64_t)c->retry_max_s * 1000 : (int64_t)em.max_age_s * 1000;
     (void)storefl_store_outbox_mark_failed(st, it.id, now + wait, why, 0);
     res->pending_left = 1;
     SFL_WARN("sync", "update for round %llu: %s; retry in %lld ms", (unsigned long long)it.round, why,

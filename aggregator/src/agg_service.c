@@ -4,6 +4,7 @@
 #include <math.h>
 #include <mbedtls/sha256.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +74,25 @@ struct storefl_agg {
   storefl_str *population;
   char (*population_ids)[STOREFL_MAX_ID_LEN + 1];
   uint32_t n_population;
+  /* Outcome of the last database write (an update or a round close), for /v1/status's health: a
+   * store operator must see "degraded" while uploads are being refused for lack of space. */
+  int write_failed, disk_full;
 };
+
+/* Records the outcome of a write; rc is its storefl_err result (agg_db reports SQLite failures as
+ * STOREFL_ERR_IO). */
+static void note_write(storefl_agg *a, int rc) {
+  if (rc == STOREFL_OK) {
+    if (a->write_failed)
+      SFL_INFO("aggregator", "database writes succeed again");
+    a->write_failed = a->disk_full = 0;
+    return;
+  }
+  if (rc != STOREFL_ERR_IO)
+    return; /* not the database (the ledger hook, memory): says nothing about the disk */
+  a->write_failed = 1;
+  a->disk_full = (sqlite3_extended_errcode(a->db) & 0xff) == SQLITE_FULL;
+}
 
 static int64_t now_ms(storefl_agg *a) {
   if (a->opt.now_ms)
@@ -721,6 +740,7 @@ static int end_round(storefl_agg *a, int close, int on_deadline) {
     rc = put_new_round(a, done.round + 1, nversion, now, &next, nparams, sizeof nparams);
   if (!rc)
     rc = agg_db_commit(a->db);
+  note_write(a, rc);
   if (rc) {
     agg_db_rollback(a->db);
     SFL_ERROR(COMP, "round %llu: cannot %s it (%s); it stays open", (unsigned long long)a->round.round,
@@ -977,6 +997,7 @@ static int handle_update_locked(storefl_agg *a, const char *identity, int conten
   rec.participants_so_far = storefl_accum_count(a->acc);
   rec.weight = w;
   rc = agg_db_insert_update(a->db, &rec, body, len);
+  note_write(a, rc);
   if (rc) {
     if (storefl_accum_sub(a->acc, u->tensors, u->n_tensors, w) != STOREFL_OK)
       SFL_ERROR(COMP, "cannot take back an unpersisted update: the round's sums are suspect");
@@ -1062,10 +1083,13 @@ int storefl_agg_handle_status(storefl_agg *a, uint32_t sessions, storefl_agg_res
   m.state = round_state(a);
   m.model_version = a->model_version;
   m.participants_so_far = storefl_accum_count(a->acc);
+  const char *health = !a->write_failed ? "ok"
+                       : a->disk_full   ? "degraded: disk full (the last database write failed)"
+                                        : "degraded: the last database write failed";
   pthread_mutex_unlock(&a->mu);
   m.sessions = sessions;
-  m.health.ptr = "ok";
-  m.health.len = 2;
+  m.health.ptr = health;
+  m.health.len = strlen(health);
   size_t len = 0;
   int rc = storefl_status_encode(&m, NULL, 0, &len);
   agg_blob *b = rc ? NULL : blob_new(len);

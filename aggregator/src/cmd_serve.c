@@ -26,6 +26,8 @@ typedef struct serve_config {
   unsigned max_sessions, idle_timeout_s, max_handshakes, block_size, max_uploads, busy_max_age_s;
   unsigned hs_per_addr; /* max_handshakes_per_address; 0 = no bound */
   int hs_per_addr_set;
+  double store_rate; /* per-store requests/s, 0 = no limit */
+  unsigned store_burst;
   int q_block;
   char psk_keys[PATHLEN], psk_hint[128], ca[PATHLEN], cert[PATHLEN], key[PATHLEN];
   char err[300];
@@ -65,6 +67,10 @@ static int on_ini(void *user, const char *section, const char *name, const char 
       bad = parse_uint(value, 1, 1000000, &c->max_uploads);
     else if (!strcmp(name, "busy_max_age_s"))
       bad = parse_uint(value, 1, 3600, &c->busy_max_age_s);
+    else if (!strcmp(name, "store_rate"))
+      bad = storefl_parse_double(value, 0, 1e6, &c->store_rate);
+    else if (!strcmp(name, "store_burst"))
+      bad = parse_uint(value, 1, 1000000, &c->store_burst);
     else if (!strcmp(name, "block_size")) {
       bad = parse_uint(value, 16, 1024, &c->block_size) || (c->block_size & (c->block_size - 1));
     } else if (!strcmp(name, "q_block")) {
@@ -207,7 +213,10 @@ static void usage(FILE *out) {
                "  psk_keys, which must not be readable by group or others) or an ECDSA certificate\n"
                "  issued by the [dtls] ca (store id = subject CN). The store id given to the service\n"
                "  logic is always the DTLS identity, never a field of the body (an update naming another\n"
-               "  store gets 4.03). Idle sessions expire; their number is bounded. SIGINT or SIGTERM\n"
+               "  store gets 4.03). Idle sessions expire; their number is bounded. Each store's requests\n"
+               "  are rate-limited by a token bucket ([server] store_rate per second, store_burst; default\n"
+               "  10/s, 100): over it a request gets 5.03 with Max-Age = seconds until it may retry, as\n"
+               "  does a new upload beyond [server] max_uploads in progress. SIGINT or SIGTERM\n"
                "  stops the server cleanly (the database is closed; acknowledged updates are durable).\n"
                "\n"
                "OPTIONS\n"
@@ -271,6 +280,10 @@ int storefl_cmd_serve(int argc, char **argv) {
   memset(&sc, 0, sizeof sc);
   snprintf(sc.listen, sizeof sc.listen, "127.0.0.1:%d", STOREFL_COAP_DEFAULT_PORT);
   sc.q_block = 1;
+  /* A store agent makes ~3 requests per sync (round, update, model); 10/s sustained with bursts of
+   * 100 is far above that and bounds what one misbehaving store can cost (docs/RELIABILITY.md). */
+  sc.store_rate = 10;
+  sc.store_burst = 100;
   int prc = ini_parse(config, on_ini, &sc);
   if (prc != 0 || sc.err[0]) {
     fprintf(stderr, "storefl-aggregator serve: %s: %s\n", config, sc.err[0] ? sc.err : "cannot parse");
@@ -299,6 +312,8 @@ int storefl_cmd_serve(int argc, char **argv) {
     so.max_handshakes_per_addr = sc.hs_per_addr ? sc.hs_per_addr : STOREFL_SERVER_NO_LIMIT;
   so.max_uploads = sc.max_uploads;
   so.busy_max_age_s = sc.busy_max_age_s;
+  so.store_rate = sc.store_rate;
+  so.store_burst = sc.store_burst;
   so.block_size = sc.block_size;
   so.no_q_block = !sc.q_block;
 

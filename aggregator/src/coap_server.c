@@ -6,10 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "storefl/codec.h"
 #include "storefl/error.h"
 #include "storefl/log.h"
+#include "storefl/rate_limit.h"
 
 #include "hs_guard.h"
 
@@ -32,6 +34,8 @@ struct storefl_server {
   unsigned uploads;      /* sessions holding an upload slot (sess_state.active) */
   storefl_hs_guard hs;   /* half-open DTLS sessions per source address */
   coap_tick_t hs_logged; /* last debug dump of the half-open sessions */
+  unsigned uploads;         /* sessions holding an upload slot (sess_state.active) */
+  storefl_rate_limit *rate; /* per-store request rate; NULL = no limit */
 };
 
 static void set_err(char *err, size_t errlen, const char *msg, const char *arg) {
@@ -207,9 +211,72 @@ static int identity_of(storefl_server *s, coap_session_t *session, const coap_st
   return STOREFL_ERR_UNAUTHORIZED;
 }
 
+/* 5.03 Service Unavailable with Max-Age (RFC 7252 5.9.3.4: when to retry) and the CBOR error body
+ * whose max_age_s says the same, so that an agent's outbox backs off for that long. */
+static void unavailable(coap_pdu_t *response, const char *reason, const char *detail, uint32_t max_age_s) {
+  uint8_t buf[4];
+  coap_pdu_set_code(response, COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE);
+  coap_add_option(response, COAP_OPTION_MAXAGE, coap_encode_var_safe(buf, sizeof buf, max_age_s), buf);
+  storefl_error_msg m;
+  memset(&m, 0, sizeof m);
+  m.coap_code = 503;
+  m.reason.ptr = reason;
+  m.reason.len = strlen(reason);
+  m.detail.ptr = detail;
+  m.detail.len = strlen(detail);
+  m.max_age_s = max_age_s;
+  uint8_t body[256];
+  size_t len = 0;
+  uint8_t cf[4];
+  /* Small enough for one datagram; without a body the code and Max-Age still say it all. */
+  if (storefl_error_encode(&m, body, sizeof body, &len) == STOREFL_OK &&
+      coap_add_option(response, COAP_OPTION_CONTENT_FORMAT, coap_encode_var_safe(cf, sizeof cf, CF_CBOR), cf))
+    (void)coap_add_data(response, len, body);
+}
+
+/* Overload: more block-wise uploads in progress than max_uploads. 5.03 with Max-Age tells the agent
+ * when to come back (its outbox retries 5.xx with back-off), instead of buffering without bound. */
+static void busy(storefl_server *s, coap_pdu_t *response, coap_session_t *session) {
+  SFL_INFO("server", "5.03 for %s: %u uploads in progress (max_uploads), retry in %u s",
+           coap_session_str(session), s->uploads, s->o.busy_max_age_s);
+  unavailable(response, "busy", "too many uploads in progress", s->o.busy_max_age_s);
+}
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Per-store rate limit: 1 if the request may proceed; 0 if it was answered 5.03 with Max-Age
+ * (the store is over [server] store_rate). Requests without a store identity (insecure-dev without
+ * store=, a certificate whose CN is no store id) are not counted here: they are refused or cheap,
+ * and their sessions are bounded by max_sessions / max_handshakes. */
+static int admit(storefl_server *s, coap_session_t *session, const coap_string_t *query, coap_pdu_t *response,
+                 const char *what) {
+  char id[STOREFL_MAX_ID_LEN + 1];
+  uint32_t wait = 0;
+  if (!s->rate || identity_of(s, session, query, id) != 0 ||
+      storefl_rate_limit_take(s->rate, id, mono_ms(), &wait))
+    return 1;
+  SFL_INFO("server", "5.03 for %s: store %s over its request rate (%g/s, burst %u) on %s, retry in %u s",
+           coap_session_str(session), id, s->o.store_rate, s->o.store_burst, what, (unsigned)wait);
+  unavailable(response, "rate_limited", "too many requests from this store", wait);
+  return 0;
+}
+
+/* An Observe notification (libcoap calls the GET handler to build it) is the server's own doing
+ * and costs the store nothing. libcoap builds notifications as CON; the response to a request is
+ * an ACK (CON request) or NON (NON request), never CON. */
+static int is_notification(const coap_pdu_t *response) {
+  return coap_pdu_get_type(response) == COAP_MESSAGE_CON;
+}
+
 static void hnd_model(coap_resource_t *resource, coap_session_t *session, const coap_pdu_t *request,
                       const coap_string_t *query, coap_pdu_t *response) {
   storefl_server *s = server_of(session);
+  if (!is_notification(response) && !admit(s, session, query, response, "GET /v1/model"))
+    return;
   storefl_server_reply r;
   memset(&r, 0, sizeof r);
   if (s->svc.model(s->svc.ctx, &r) != 0 && r.coap_code == 0)
@@ -242,6 +309,8 @@ static void hnd_model(coap_resource_t *resource, coap_session_t *session, const 
 static void hnd_round(coap_resource_t *resource, coap_session_t *session, const coap_pdu_t *request,
                       const coap_string_t *query, coap_pdu_t *response) {
   storefl_server *s = server_of(session);
+  if (!is_notification(response) && !admit(s, session, query, response, "GET /v1/round"))
+    return;
   storefl_server_reply r;
   memset(&r, 0, sizeof r);
   if (s->svc.round(s->svc.ctx, &r) != 0 && r.coap_code == 0)
@@ -252,6 +321,8 @@ static void hnd_round(coap_resource_t *resource, coap_session_t *session, const 
 static void hnd_status(coap_resource_t *resource, coap_session_t *session, const coap_pdu_t *request,
                        const coap_string_t *query, coap_pdu_t *response) {
   storefl_server *s = server_of(session);
+  if (!admit(s, session, query, response, "GET /v1/status"))
+    return;
   storefl_server_reply r;
   memset(&r, 0, sizeof r);
   if (s->svc.status(s->svc.ctx, s->sessions, &r) != 0 && r.coap_code == 0)
@@ -266,17 +337,6 @@ static void too_large(storefl_server *s, coap_pdu_t *response, coap_session_t *s
                   buf);
   SFL_INFO("server", "4.13 for %s: upload of %zu bytes over the cap of %llu", coap_session_str(session),
            total, (unsigned long long)s->o.max_upload_bytes);
-}
-
-/* Overload: more block-wise uploads in progress than max_uploads. 5.03 with Max-Age tells the agent
- * when to come back (its outbox retries 5.xx with back-off), instead of buffering without bound. */
-static void busy(storefl_server *s, coap_pdu_t *response, coap_session_t *session) {
-  uint8_t buf[4];
-  coap_pdu_set_code(response, COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE);
-  coap_add_option(response, COAP_OPTION_MAXAGE, coap_encode_var_safe(buf, sizeof buf, s->o.busy_max_age_s),
-                  buf);
-  SFL_INFO("server", "5.03 for %s: %u uploads in progress (max_uploads), retry in %u s",
-           coap_session_str(session), s->uploads, s->o.busy_max_age_s);
 }
 
 static void hnd_update(coap_resource_t *resource, coap_session_t *session, const coap_pdu_t *request,
@@ -296,6 +356,15 @@ static void hnd_update(coap_resource_t *resource, coap_session_t *session, const
   if (!coap_get_data_large(request, &size, &data, &offset, &total)) {
     size = offset = total = 0;
     data = NULL;
+  }
+  /* One token per upload attempt: its first block (or whole body); the rest of an admitted
+   * block-wise upload is not charged. */
+  if (offset == 0 && !admit(s, session, query, response, "POST /v1/update")) {
+    if (st) {
+      st->len = 0;
+      upload_done(s, st);
+    }
+    return;
   }
   if (cf != CF_CBOR) {
     /* Refused on the first block, before anything is buffered. */
@@ -463,6 +532,19 @@ int storefl_server_open(const storefl_server_opts *opts, const storefl_server_se
   if (!s->o.max_upload_bytes)
     s->o.max_upload_bytes = (uint64_t)16 << 20;
   int rc = STOREFL_ERR_NOMEM;
+  if (s->o.store_rate > 0) {
+    if (!s->o.store_burst)
+      s->o.store_burst = 100;
+    /* Buckets of stores seen within burst/rate seconds; sessions are what bounds active stores. */
+    size_t max_stores = (size_t)(s->o.max_sessions ? s->o.max_sessions : 1024) * 4;
+    rc = storefl_rate_limit_new(s->o.store_rate, s->o.store_burst, max_stores < 1024 ? 1024 : max_stores,
+                                &s->rate);
+    if (rc) {
+      set_err(err, errlen, "invalid [server] store_rate / store_burst", "");
+      goto fail;
+    }
+  }
+  rc = STOREFL_ERR_NOMEM;
   s->ctx = coap_new_context(NULL);
   if (!s->ctx)
     goto fail;
@@ -614,5 +696,6 @@ void storefl_server_close(storefl_server *s) {
   if (s->ctx)
     coap_free_context(s->ctx); /* releases sessions (SESSION_DEL frees their buffers) and bodies */
   storefl_hs_guard_free(&s->hs);
+  storefl_rate_limit_free(s->rate);
   free(s);
 }

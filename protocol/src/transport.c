@@ -428,6 +428,10 @@ static int fill_response(storefl_client *c, const coap_pdu_t *pdu, storefl_respo
     r->etag_len = coap_opt_length(opt);
     memcpy(r->etag, coap_opt_value(opt), r->etag_len);
   }
+  r->max_age_s = -1;
+  opt = coap_check_option(pdu, COAP_OPTION_MAXAGE, &it);
+  if (opt && coap_opt_length(opt) <= 4)
+    r->max_age_s = (int64_t)coap_decode_var_bytes(coap_opt_value(opt), coap_opt_length(opt));
   size_t len = 0, offset = 0, total = 0;
   const uint8_t *data = NULL;
   if (coap_get_data_large(pdu, &len, &data, &offset, &total) && len) {
@@ -468,15 +472,29 @@ static coap_response_t on_response(coap_session_t *session, const coap_pdu_t *se
   return COAP_RESPONSE_OK;
 }
 
+/* The handshake ended on a fatal alert received from the peer: Mbed TLS keeps the alert record in
+ * its input buffer (libcoap does not reset the context on that path, unlike on local failures). */
+static int session_got_fatal_alert(coap_session_t *session) {
+  const mbedtls_ssl_context *ssl = session_ssl(session);
+  return ssl && ssl->in_msg && ssl->in_msgtype == MBEDTLS_SSL_MSG_ALERT && ssl->in_msglen >= 2 &&
+         ssl->in_msg[0] == MBEDTLS_SSL_ALERT_LEVEL_FATAL;
+}
+
 static void on_nack(coap_session_t *session, const coap_pdu_t *sent, const coap_nack_reason_t reason,
                     const coap_mid_t mid) {
   (void)sent;
   (void)mid;
   storefl_client *c = coap_context_get_app_data(coap_session_get_context(session));
-  if (reason == COAP_NACK_TLS_FAILED || reason == COAP_NACK_TLS_LAYER_FAILED)
+  /* libcoap reports a handshake that ran out of retransmissions (datagrams lost, server down) with
+   * the same NACK as one ended by the server's fatal alert. Only the alert (or a local verification
+   * failure: COAP_EVENT_DTLS_ERROR) means "refused"; a timeout must stay retryable. */
+  int alert = (reason == COAP_NACK_TLS_FAILED || reason == COAP_NACK_TLS_LAYER_FAILED) &&
+              session_got_fatal_alert(session);
+  if (alert)
     c->tls_failed = 1;
   if (!c->why)
-    c->why = reason == COAP_NACK_TLS_FAILED         ? "NACK tls_failed"
+    c->why = alert                                  ? "fatal alert from the server"
+             : reason == COAP_NACK_TLS_FAILED       ? "no handshake answer: datagrams lost or server down"
              : reason == COAP_NACK_TLS_LAYER_FAILED ? "NACK tls_layer_failed"
              : reason == COAP_NACK_TOO_MANY_RETRIES ? "NACK too_many_retries"
              : reason == COAP_NACK_RST              ? "NACK rst"
@@ -718,7 +736,7 @@ static int client_open_once(const storefl_client_opts *opts, storefl_client **ou
     set_err(err, errlen, "%s handshake with %s:%u %s (%s)", c->o.insecure ? "CoAP" : "DTLS", c->o.host,
             (unsigned)c->o.port,
             rc == STOREFL_ERR_UNAUTHORIZED ? "was refused (wrong key, unknown store or untrusted certificate)"
-                                           : "failed or timed out",
+                                           : "got no answer in time (unreachable or lossy network; retry)",
             c->why ? c->why : "timeout");
     goto fail;
   }

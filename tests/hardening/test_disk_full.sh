@@ -52,6 +52,8 @@ echo "full disk: $refused uploads refused with 5.03 storage"
 kill -0 $srv || fail "aggregator died on a full disk"
 st=$(status $port)
 [ "$(echo "$st" | field participants)" = 1 ] || fail "participants on a full disk: $st"
+# Regression: health used to say "ok" while every upload was refused for lack of space.
+echo "$st" | grep -q "health=degraded: disk full" || fail "status on a full disk is not degraded: $st"
 echo "status on a full disk: $st"
 
 rm -f disk/filler
@@ -60,6 +62,9 @@ for s in 2 3; do
   echo "$out" | grep -q "code=204" || fail "store-00$s after space returned: $out"
 done
 echo "space returned: uploads accepted"
+st=$(status $port)
+echo "$st" | grep -q "health=ok" || fail "status after space returned: $st"
+echo "status after space returned: $st"
 "$peer" get $port v1/model $(psk store-001) --out m.cbor >/dev/null
 "$peer" get $rport v1/model $(psk store-001) --out ref.cbor >/dev/null
 cmp -s model.cbor m.cbor && fail "the round did not close"

@@ -73,6 +73,8 @@ refused() { # WHAT ARGS...: the handshake must be refused
   "$peer" mkupdate round.cbor model.cbor --store store-004 --seed 99 --out evil.cbor >/dev/null
   out=$("$peer" post "$port" v1/update "$@" --in evil.cbor 2>&1) || rc=$?
   [ $rc -eq 3 ] || fail "$what: not refused at the handshake (rc=$rc): $out"
+  # A refusal is reported as such (only a timeout may say "unavailable": test_handshake_loss.sh).
+  echo "$out" | grep -q "error=unauthorized" || fail "$what: refusal not reported as unauthorized: $out"
   echo "$what: refused ($(echo "$out" | grep -o 'error=[a-z_]*' | head -1))"
   honest "$what"
 }

@@ -46,3 +46,12 @@ set_tests_properties(hardening.startup PROPERTIES TIMEOUT 300)
 add_test(NAME hardening.restore_close COMMAND bash ${HARD_DIR}/test_restore_close.sh
   $<TARGET_FILE:storefl-aggregator> $<TARGET_FILE:net_peer> ${CMAKE_SOURCE_DIR} 22130)
 set_tests_properties(hardening.restore_close PROPERTIES TIMEOUT 300)
+
+add_test(NAME hardening.handshake_loss COMMAND bash ${HARD_DIR}/test_handshake_loss.sh
+  $<TARGET_FILE:storefl-aggregator> $<TARGET_FILE:storefl-agent> $<TARGET_FILE:net_peer> $<TARGET_FILE:udp_relay>
+  ${CMAKE_SOURCE_DIR} 22140)
+set_tests_properties(hardening.handshake_loss PROPERTIES TIMEOUT 300)
+
+add_test(NAME hardening.rate_limit COMMAND bash ${HARD_DIR}/test_rate_limit.sh $<TARGET_FILE:storefl-aggregator>
+  $<TARGET_FILE:storefl-agent> $<TARGET_FILE:net_peer> ${CMAKE_SOURCE_DIR} 22150)
+set_tests_properties(hardening.rate_limit PROPERTIES TIMEOUT 300)

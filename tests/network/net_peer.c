@@ -10,6 +10,7 @@
  *                       [--no-q-block] [--insecure-dev]
  *   net_peer get|post PORT PATH [--psk-id ID --psk-key FILE | --pki CA CERT KEY] [--in FILE]
  *                       [--out FILE] [--cf N] [--etag HEX] [--q-block] [--block N] [--default-curves]
+ *                       [--repeat N]   (N requests on one session; one line per extra answer)
  * The client prints "code=205 etag=HEX len=N cipher=NAME handshake_ms=X" and writes the body to --out.
  */
 #include <math.h>
@@ -179,6 +180,7 @@ static int client(int argc, char **argv) {
   int post = !strcmp(argv[1], "post");
   int observe = !strcmp(argv[1], "observe");
   int count = 2;
+  int repeat = 1; /* --repeat N: the same request N times on one session (rate-limit tests) */
   storefl_client_opts o;
   memset(&o, 0, sizeof o);
   o.port = (uint16_t)atoi(argv[2]);
@@ -222,6 +224,8 @@ static int client(int argc, char **argv) {
       o.insecure = 1;
     } else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
       count = atoi(argv[++i]);
+    } else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) {
+      repeat = atoi(argv[++i]);
     } else {
       fprintf(stderr, "net_peer: bad argument %s\n", argv[i]);
       return 2;
@@ -283,6 +287,29 @@ static int client(int argc, char **argv) {
     return 0;
   }
   storefl_response r;
+  /* --repeat: all but the last request print one line each: "code=N max_age=S reason=R". */
+  for (int k = 1; k < repeat; k++) {
+    if (post)
+      rc = storefl_client_request(c, COAP_REQUEST_CODE_POST, path, cf, body, len, NULL, 0, &r, err,
+                                  sizeof err);
+    else
+      rc = storefl_client_fetch(c, path, etag_len ? etag : NULL, etag_len, &r, err, sizeof err);
+    if (rc)
+      break;
+    storefl_error_msg em;
+    int is_err = r.len && r.code >= 400 && storefl_error_decode(r.body, r.len, r.len, &em) == 0;
+    printf("code=%d max_age=%lld reason=%.*s body_max_age=%u\n", r.code, (long long)r.max_age_s,
+           is_err ? (int)em.reason.len : 1, is_err ? em.reason.ptr : "-",
+           is_err ? (unsigned)em.max_age_s : 0);
+    storefl_response_free(&r);
+  }
+  if (rc) {
+    printf("error=%s\n", storefl_strerror(rc));
+    fprintf(stderr, "net_peer: %s\n", err);
+    storefl_client_close(c);
+    free(body);
+    return 4;
+  }
   if (post)
     rc = storefl_client_request(c, COAP_REQUEST_CODE_POST, path, cf, body, len, NULL, 0, &r, err, sizeof err);
   else
@@ -298,6 +325,8 @@ static int client(int argc, char **argv) {
   printf("code=%d len=%zu etag=", r.code, r.len);
   for (size_t i = 0; i < r.etag_len; i++)
     printf("%02x", r.etag[i]);
+  if (r.max_age_s >= 0)
+    printf(" max_age=%lld", (long long)r.max_age_s);
   printf(" cipher=%s handshake_ms=%.2f request_ms=%.2f\n",
          storefl_transport_session_cipher(storefl_client_session(c)), t1 - t0, t2 - t1);
   storefl_receipt_msg rcpt;
@@ -309,8 +338,8 @@ static int client(int argc, char **argv) {
            rcpt.store_id.ptr, (unsigned long long)rcpt.round, (unsigned)rcpt.duplicate,
            (unsigned)rcpt.participants_so_far);
   else if (r.len && storefl_error_decode(r.body, r.len, r.len, &em) == 0)
-    printf("error_body code=%u reason=%.*s detail=%.*s\n", (unsigned)em.coap_code, (int)em.reason.len,
-           em.reason.ptr, (int)em.detail.len, em.detail.ptr);
+    printf("error_body code=%u reason=%.*s max_age=%u detail=%.*s\n", (unsigned)em.coap_code,
+           (int)em.reason.len, em.reason.ptr, (unsigned)em.max_age_s, (int)em.detail.len, em.detail.ptr);
   else if (r.len && storefl_status_decode(r.body, r.len, r.len, &sm) == 0)
     printf("status round=%llu state=%d model_version=%llu participants=%u sessions=%u health=%.*s\n",
            (unsigned long long)sm.round, (int)sm.state, (unsigned long long)sm.model_version,
@@ -456,9 +485,9 @@ static int print_item(void *user, const storefl_outbox_item *it) {
   int dup = -1;
   if (it->receipt_len && storefl_receipt_decode(it->receipt, it->receipt_len, it->receipt_len, &r) == 0)
     dup = r.duplicate;
-  printf("item round=%llu state=%d attempts=%d receipt=%s duplicate=%d error=%s\n",
+  printf("item round=%llu state=%d attempts=%d receipt=%s duplicate=%d due_in_ms=%lld error=%s\n",
          (unsigned long long)it->round, (int)it->state, it->attempts, it->receipt_len ? "yes" : "no", dup,
-         it->last_error);
+         (long long)(it->next_attempt_at - storefl_agent_now_ms()), it->last_error);
   return 0;
 }
 

@@ -58,6 +58,13 @@ typedef struct storefl_server_opts {
   unsigned max_handshakes;   /* concurrent handshakes, 0 -> 128 */
   unsigned max_uploads;      /* block-wise uploads in progress at once, 0 -> 64; beyond: 5.03 */
   unsigned busy_max_age_s;   /* Max-Age of that 5.03 (when to retry), 0 -> 5 */
+  /* Per-store request rate (token bucket per DTLS identity, storefl/rate_limit.h): requests per
+   * second and bucket size. Over it a request gets 5.03 with Max-Age = the wait for the next token
+   * (and reason "rate_limited"). Counted: GET /v1/model, /v1/round, /v1/status and each upload
+   * attempt (its first block); not Observe notifications nor the later blocks of an upload.
+   * store_rate 0 = no limit; store_burst 0 -> 100. */
+  double store_rate;
+  unsigned store_burst;
   unsigned block_size;       /* max block size, 0 -> 1024 */
   int no_q_block;            /* 1: do not offer RFC 9177 Q-Block (benchmark "before") */
   unsigned q_block_burst;    /* Q-Block2 MAX_PAYLOADS before pacing, 0 -> libcoap's 10 */

@@ -121,8 +121,9 @@ typedef struct storefl_response {
   int code;           /* CoAP code as class*100 + detail (205, 403, ...) */
   int content_format; /* -1 if absent */
   uint8_t etag[8];
-  size_t etag_len; /* 0 if absent */
-  uint8_t *body;   /* malloc'd (NULL if empty); owned by the caller: free() */
+  size_t etag_len;   /* 0 if absent */
+  int64_t max_age_s; /* Max-Age option (e.g. the retry hint of a 5.03), -1 if absent */
+  uint8_t *body;     /* malloc'd (NULL if empty); owned by the caller: free() */
   size_t len;
 } storefl_response;
 
