@@ -239,6 +239,11 @@ const storefl_sim_stats *storefl_sim_agent_stats(const storefl_sim *s, size_t i)
   return i < s->n ? &s->a[i].st : NULL;
 }
 
+void storefl_sim_disconnect(storefl_sim *s, size_t i) {
+  if (i < s->n)
+    drop_session(&s->a[i]);
+}
+
 const char *storefl_sim_agent_cipher(const storefl_sim *s, size_t i) {
   return i < s->n && s->a[i].session ? storefl_transport_session_cipher(s->a[i].session) : "none";
 }

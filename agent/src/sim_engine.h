@@ -63,6 +63,11 @@ const storefl_sim_stats *storefl_sim_agent_stats(const storefl_sim *s, size_t i)
  * how many agents hold an established session. Returns 0 even if some failed (see *ok). */
 int storefl_sim_connect(storefl_sim *s, const size_t *agents, size_t n, size_t *ok);
 
+/* Closes agent i's session (a DTLS close_notify; the aggregator frees its side), e.g. after the
+ * agent's part of a round so that idle stores hold no session on either end. The next request of
+ * the agent makes a new handshake. */
+void storefl_sim_disconnect(storefl_sim *s, size_t i);
+
 /* Negotiated cipher suite of agent i's session ("none" without one). */
 const char *storefl_sim_agent_cipher(const storefl_sim *s, size_t i);
 

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# The scale campaign: every eligible customer of the export (about 2,400) as a store, each with its
+# own SQLite store and DTLS PSK identity, run by the many-agent engine in ONE process
+# (storefl-agent simulate) against the real aggregator (storefl-aggregator serve) on 127.0.0.1.
+#   1. plan: the few-shot split of the evaluation; every eligible customer becomes a store
+#      (storefl-agent campaign plan --stores 4096 lists them all)
+#   2. stores (storefl-agent partition), PSK keys (scripts/make-dev-keys.sh, STOREFL_PSK_ONLY=1)
+#   3. aggregator: q = 1 with target T per round (the simulation draws T stores per round),
+#      FedAvg, central mode without noise (sigma 0: this run measures scale and utility), int8
+#   4. R rounds with int8 updates, one line per round (NDCG@10/HR@10 of new products of the global
+#      model on the held-out events of all stores, bytes up/down per store, times); then one round
+#      each with float16 and float32 updates for the bytes per store of each encoding
+#   5. checks: every round closed with exactly T updates counted by the aggregator
+#      (storefl-aggregator rounds --json) and T receipts; then a summary (JSON in WORK/summary.json)
+# Usage: scripts/scale-campaign.sh [--rounds R] [--per-round T] [--port P] [--work DIR]
+#          [--inflight U] [--small]
+#   Defaults: 20 rounds, 150 stores per round, port 21500, work dir build/scale, 16 uploads in
+#   flight, the default model (--small: B = 2^12 buckets, d = 16, hidden 32).
+#   Environment: STOREFL_DATA_DIR (default ../shared/data), STOREFL_BUILD (default build).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+rounds=20 per_round=150 port=21500 work="$repo/build/scale" inflight=16 small=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) rounds=$2; shift 2 ;;
+    --per-round) per_round=$2; shift 2 ;;
+    --port) port=$2; shift 2 ;;
+    --work) work=$2; shift 2 ;;
+    --inflight) inflight=$2; shift 2 ;;
+    --small) small=1; shift ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "scale-campaign: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+build=${STOREFL_BUILD:-$repo/build}
+agent=$build/agent/storefl-agent
+agg=$build/aggregator/storefl-aggregator
+data_dir=${STOREFL_DATA_DIR:-$repo/../shared/data}
+csv=$data_dir/online-retail/online_retail.csv.gz
+[ -x "$agent" ] && [ -x "$agg" ] || { echo "scale-campaign: build first (scripts/build.sh release)" >&2; exit 1; }
+[ -f "$csv" ] || { echo "scale-campaign: the export is not at $csv (set STOREFL_DATA_DIR)" >&2; exit 1; }
+
+srv=
+stop_all() {
+  if [ -n "$srv" ]; then
+    kill -TERM "$srv" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$srv" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$srv" 2>/dev/null || true
+    wait "$srv" 2>/dev/null || true
+    srv=
+  fi
+}
+trap stop_all EXIT
+trap 'echo "scale-campaign: interrupted" >&2; stop_all; exit 130' INT TERM
+
+if [ -e "$work" ] && [ -n "$(ls -A "$work" 2>/dev/null)" ] && [ ! -f "$work/plan.env" ]; then
+  echo "scale-campaign: $work exists and is not a previous run's work directory; not wiping it" >&2
+  exit 2
+fi
+rm -rf "$work"
+mkdir -p "$work"
+cd "$work"
+t0=$(date +%s)
+
+echo "== plan: every eligible customer as a store (few-shot split)"
+"$agent" campaign plan --data "$csv" --stores 4096 --rounds "$rounds" --q 1 --epsilon-cap 8 \
+  --ids-out ids.txt >plan.env
+# shellcheck disable=SC1091,SC2154 # plan.env sets adapt_end, min_lines, stores (campaign plan)
+. ./plan.env
+echo "   $stores stores; they hold every clean line before $adapt_end UTC"
+"$agent" partition --data "$csv" --by customer --min-lines "$min_lines" --before "$adapt_end" \
+  --out stores >partition.log 2>&1 || { cat partition.log >&2; exit 1; }
+echo "   $(tail -1 partition.log | sed 's/^partition: //')"
+mapfile -t ids <ids.txt
+STOREFL_PSK_ONLY=1 "$repo/scripts/make-dev-keys.sh" keys "${ids[@]}" >/dev/null
+echo "   PSK keys: $(wc -l <keys/psk.keys) identities"
+
+total=$((rounds + 2))
+if [ "$small" = 1 ]; then model_keys=$'buckets = 4096\ndim = 16\nhidden = 32'; else model_keys=""; fi
+cat >aggregator.ini <<INI
+[storage]
+db = $work/aggregator.db
+[model]
+arch = wide-deep-v1
+$model_keys
+[round]
+min_participants = $per_round
+target_participants = $per_round
+max_participants = $per_round
+duration_s = 1800
+participation_q = 1.0
+total_rounds = $total
+local_steps = 10
+local_lr = 0.005
+upload_dtype = i8
+[privacy]
+mode = central
+clip_norm = 1.0
+noise_multiplier = 0
+signing_key =
+epsilon_cap = 0
+[aggregation]
+weight_cap = 1000
+[server]
+listen = 127.0.0.1:$port
+max_sessions = 4096
+idle_timeout_s = 600
+max_handshakes = 128
+[dtls]
+psk_keys = $work/keys/psk.keys
+[log]
+level = info
+INI
+"$agg" serve --config aggregator.ini >aggregator.log 2>&1 &
+srv=$!
+for _ in $(seq 100); do grep -q listening aggregator.log && break; sleep 0.2; done
+kill -0 "$srv" 2>/dev/null || { cat aggregator.log >&2; exit 1; }
+
+common=(--stores-dir stores --ids ids.txt --keys keys/stores --address "127.0.0.1:$port"
+  --per-round "$per_round" --inflight "$inflight")
+echo "== $rounds rounds, $per_round of $stores stores per round, int8 updates (one process, one DTLS session per store)"
+"$agent" simulate "${common[@]}" --rounds "$rounds" --dtype i8 --data "$csv" --summary i8.json
+echo "== one round with float16 updates, one with float32 (bytes per store)"
+"$agent" simulate "${common[@]}" --rounds 1 --dtype f16 --summary f16.json | tail -1
+"$agent" simulate "${common[@]}" --rounds 1 --dtype f32 --summary f32.json | tail -1
+
+"$agg" rounds --db aggregator.db --json --limit 0 >rounds.json
+stop_all
+python3 - "$per_round" "$total" <<'PY'
+import json, sys
+T, total = int(sys.argv[1]), int(sys.argv[2])
+rounds = json.load(open("rounds.json"))["rounds"]
+closed = {r["round"]: r["participants"] for r in rounds if r["state"] == "closed"}
+bad = [r for r in range(1, total + 1) if closed.get(r) != T]
+runs = {d: json.load(open(f"{d}.json")) for d in ("i8", "f16", "f32")}
+receipts = sum(r["participants"] for d in runs.values() for r in d["rounds"])
+ok = not bad and receipts == sum(closed.values())
+summary = {
+    "stores": runs["i8"]["stores"], "per_round": T, "rounds": total,
+    "rounds_to_95pct_ndcg": runs["i8"]["rounds_to_95pct_ndcg"],
+    "final_ndcg10": runs["i8"]["rounds"][-1]["ndcg10"], "final_hr10": runs["i8"]["rounds"][-1]["hr10"],
+    "ndcg10_per_round": [round(r["ndcg10"], 4) for r in runs["i8"]["rounds"]],
+    "bytes_up_per_store": {d: runs[d]["rounds"][0]["bytes_up_per_store"] for d in runs},
+    "bytes_down_per_store": runs["i8"]["rounds"][0]["bytes_down_per_store"],
+    "receipts": receipts, "counted_by_aggregator": sum(closed.values()), "rounds_not_exactly_T": bad,
+}
+json.dump(summary, open("summary.json", "w"), indent=1)
+print("== summary")
+print(f"   stores {summary['stores']}, {T} per round, {total} rounds closed with exactly {T} counted: "
+      f"{'yes' if not bad else 'NO ' + str(bad)}; receipts {receipts} = counted {sum(closed.values())}: "
+      f"{'yes' if ok else 'NO'}")
+print(f"   final NDCG@10 {summary['final_ndcg10']:.4f}, HR@10 {summary['final_hr10']:.4f}; "
+      f"95% of the final NDCG@10 after {summary['rounds_to_95pct_ndcg']} round(s)")
+b = summary["bytes_up_per_store"]
+print(f"   bytes up per store per round: int8 {b['i8']}, float16 {b['f16']}, float32 {b['f32']}; "
+      f"down (model) {summary['bytes_down_per_store']}")
+sys.exit(0 if ok else 1)
+PY
+echo "   $(($(date +%s) - t0)) s in all; work directory $work (summary.json)"
