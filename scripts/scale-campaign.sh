@@ -9,17 +9,18 @@
 #      FedAvg, central mode without noise (sigma 0: this run measures scale and utility), int8
 #   4. R rounds with int8 updates, one line per round (NDCG@10/HR@10 of new products of the global
 #      model on the held-out events of all stores, bytes up/down per store, times); then one round
-#      each with float16 and float32 updates for the bytes per store of each encoding
+#      each with int8, float16 and float32 updates, captured on the wire (dumpcap), for the bytes
+#      per store of each encoding
 #   5. checks: every round closed with exactly T updates counted by the aggregator
 #      (storefl-aggregator rounds --json) and T receipts; then a summary (JSON in WORK/summary.json)
 # Usage: scripts/scale-campaign.sh [--rounds R] [--per-round T] [--port P] [--work DIR]
-#          [--inflight U] [--small]
-#   Defaults: 20 rounds, 150 stores per round, port 21500, work dir build/scale, 16 uploads in
+#          [--inflight U] [--small] [--stores N]
+#   Defaults: every eligible customer (--stores N: the N largest only), 20 rounds, 150 stores per round, port 21500, work dir build/scale, 16 uploads in
 #   flight, the default model (--small: B = 2^12 buckets, d = 16, hidden 32).
 #   Environment: STOREFL_DATA_DIR (default ../shared/data), STOREFL_BUILD (default build).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-rounds=20 per_round=150 port=21500 work="$repo/build/scale" inflight=16 small=0
+rounds=20 per_round=150 port=21500 work="$repo/build/scale" inflight=16 small=0 max_stores=4096
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
@@ -28,7 +29,8 @@ while [ $# -gt 0 ]; do
     --work) work=$2; shift 2 ;;
     --inflight) inflight=$2; shift 2 ;;
     --small) small=1; shift ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --stores) max_stores=$2; shift 2 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "scale-campaign: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -62,8 +64,8 @@ mkdir -p "$work"
 cd "$work"
 t0=$(date +%s)
 
-echo "== plan: every eligible customer as a store (few-shot split)"
-"$agent" campaign plan --data "$csv" --stores 4096 --rounds "$rounds" --q 1 --epsilon-cap 8 \
+echo "== plan: every eligible customer as a store (few-shot split; at most $max_stores)"
+"$agent" campaign plan --data "$csv" --stores "$max_stores" --rounds "$rounds" --q 1 --epsilon-cap 8 \
   --ids-out ids.txt >plan.env
 # shellcheck disable=SC1091,SC2154 # plan.env sets adapt_end, min_lines, stores (campaign plan)
 . ./plan.env
@@ -75,7 +77,7 @@ mapfile -t ids <ids.txt
 STOREFL_PSK_ONLY=1 "$repo/scripts/make-dev-keys.sh" keys "${ids[@]}" >/dev/null
 echo "   PSK keys: $(wc -l <keys/psk.keys) identities"
 
-total=$((rounds + 2))
+total=$((rounds + 3))
 if [ "$small" = 1 ]; then model_keys=$'buckets = 4096\ndim = 16\nhidden = 32'; else model_keys=""; fi
 cat >aggregator.ini <<INI
 [storage]
@@ -120,28 +122,68 @@ common=(--stores-dir stores --ids ids.txt --keys keys/stores --address "127.0.0.
   --per-round "$per_round" --inflight "$inflight")
 echo "== $rounds rounds, $per_round of $stores stores per round, int8 updates (one process, one DTLS session per store)"
 "$agent" simulate "${common[@]}" --rounds "$rounds" --dtype i8 --data "$csv" --summary i8.json
-echo "== one round with float16 updates, one with float32 (bytes per store)"
-"$agent" simulate "${common[@]}" --rounds 1 --dtype f16 --summary f16.json | tail -1
-"$agent" simulate "${common[@]}" --rounds 1 --dtype f32 --summary f32.json | tail -1
+echo "== one more round with each encoding, captured on the wire (dumpcap on lo, udp port $port)"
+for d in i8 f16 f32; do
+  dumpcap -i lo -f "udp port $port" -s 128 -P -w "wire-$d.pcap" -q >"wire-$d.log" 2>&1 &
+  cap=$!
+  for _ in $(seq 200); do grep -q "Capturing on" "wire-$d.log" 2>/dev/null && break; sleep 0.05; done
+  kill -0 "$cap" 2>/dev/null || { echo "scale-campaign: dumpcap cannot capture on lo: $(cat "wire-$d.log")" >&2; exit 1; }
+  "$agent" simulate "${common[@]}" --rounds 1 --dtype "$d" --summary "$d-wire.json" | tail -1
+  sleep 0.5 # the last datagrams reach the capture
+  kill -INT "$cap"
+  wait "$cap" || true
+done
 
 "$agg" rounds --db aggregator.db --json --limit 0 >rounds.json
 stop_all
-python3 - "$per_round" "$total" <<'PY'
+python3 - "$per_round" "$total" "$port" <<'PY'
 import json, sys
 T, total = int(sys.argv[1]), int(sys.argv[2])
 rounds = json.load(open("rounds.json"))["rounds"]
 closed = {r["round"]: r["participants"] for r in rounds if r["state"] == "closed"}
 bad = [r for r in range(1, total + 1) if closed.get(r) != T]
-runs = {d: json.load(open(f"{d}.json")) for d in ("i8", "f16", "f32")}
-receipts = sum(r["participants"] for d in runs.values() for r in d["rounds"])
+import struct
+main = json.load(open("i8.json"))
+runs = {d: json.load(open(f"{d}-wire.json")) for d in ("i8", "f16", "f32")}
+receipts = sum(r["participants"] for d in [main] + list(runs.values()) for r in d["rounds"])
+
+def wire(path, port):
+    """UDP payload bytes (whole DTLS records) to and from the aggregator's port in a pcap."""
+    up = down = 0
+    with open(path, "rb") as f:
+        gh = f.read(24)
+        magic = struct.unpack("<I", gh[:4])[0]
+        e = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+        link = struct.unpack(e + "I", gh[20:24])[0]
+        off = {1: 14, 113: 16, 0: 4}[link]  # Ethernet (lo), Linux cooked, BSD loopback
+        while True:
+            rh = f.read(16)
+            if len(rh) < 16:
+                break
+            _, _, incl, orig = struct.unpack(e + "IIII", rh)
+            pkt = f.read(incl)
+            ip = pkt[off:]
+            if not ip or ip[0] >> 4 != 4:
+                continue
+            ihl = (ip[0] & 15) * 4
+            sport, dport = struct.unpack(">HH", ip[ihl:ihl + 4])
+            payload = orig - off - ihl - 8
+            if dport == port:
+                up += payload
+            elif sport == port:
+                down += payload
+    return up, down
+
+port = int(sys.argv[3])
 ok = not bad and receipts == sum(closed.values())
 summary = {
     "stores": runs["i8"]["stores"], "per_round": T, "rounds": total,
-    "rounds_to_95pct_ndcg": runs["i8"]["rounds_to_95pct_ndcg"],
-    "final_ndcg10": runs["i8"]["rounds"][-1]["ndcg10"], "final_hr10": runs["i8"]["rounds"][-1]["hr10"],
-    "ndcg10_per_round": [round(r["ndcg10"], 4) for r in runs["i8"]["rounds"]],
+    "rounds_to_95pct_ndcg": main["rounds_to_95pct_ndcg"],
+    "final_ndcg10": main["rounds"][-1]["ndcg10"], "final_hr10": main["rounds"][-1]["hr10"],
+    "ndcg10_per_round": [round(r["ndcg10"], 4) for r in main["rounds"]],
     "bytes_up_per_store": {d: runs[d]["rounds"][0]["bytes_up_per_store"] for d in runs},
     "bytes_down_per_store": runs["i8"]["rounds"][0]["bytes_down_per_store"],
+    "wire_per_store": {d: dict(zip(("up", "down"), (x // T for x in wire(f"wire-{d}.pcap", port)))) for d in runs},
     "receipts": receipts, "counted_by_aggregator": sum(closed.values()), "rounds_not_exactly_T": bad,
 }
 json.dump(summary, open("summary.json", "w"), indent=1)
@@ -152,8 +194,11 @@ print(f"   stores {summary['stores']}, {T} per round, {total} rounds closed with
 print(f"   final NDCG@10 {summary['final_ndcg10']:.4f}, HR@10 {summary['final_hr10']:.4f}; "
       f"95% of the final NDCG@10 after {summary['rounds_to_95pct_ndcg']} round(s)")
 b = summary["bytes_up_per_store"]
-print(f"   bytes up per store per round: int8 {b['i8']}, float16 {b['f16']}, float32 {b['f32']}; "
-      f"down (model) {summary['bytes_down_per_store']}")
+print(f"   update bytes per store per round (acknowledged, SHA-256 checked by the receipt): int8 {b['i8']}, "
+      f"float16 {b['f16']}, float32 {b['f32']}; model body down {summary['bytes_down_per_store']}")
+w = summary["wire_per_store"]
+print("   on the wire per store per round (UDP payload to/from the aggregator / participants): " +
+      ", ".join(f"{d} up {w[d]['up']} down {w[d]['down']}" for d in w))
 sys.exit(0 if ok else 1)
 PY
 echo "   $(($(date +%s) - t0)) s in all; work directory $work (summary.json)"

@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <mbedtls/sha256.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +125,7 @@ typedef struct sim_ctx {
   /* Per store, valid during a round. */
   int64_t *outbox_id;
   size_t *up_len;
+  uint8_t (*up_digest)[32]; /* SHA-256 of the body sent: the receipt must name it */
   /* Round accumulators. */
   unsigned receipts, failures;
   uint64_t bytes_up;
@@ -176,12 +178,20 @@ static int train_one(void *arg, size_t i, uint8_t **body, size_t *len) {
     rc = storefl_agent_encode_update(&c->model_msg, delta->block, delta->numel, c->ids[i], &c->round,
                                      n_examples, c->o->dtype, c->drbg, body, len);
   }
-  if (rc == 0)
+  if (rc == 0) {
     rc = storefl_store_outbox_enqueue(st, c->round.round, *body, *len, storefl_agent_now_ms(),
                                       &c->outbox_id[i]);
-  if (rc == 0)
+    if (rc == STOREFL_ERR_CONFLICT)
+      SFL_ERROR("simulate",
+                "%s: its outbox already holds an update for round %" PRIu64
+                " (a store of another campaign? partition fresh stores for a new aggregator)",
+                c->ids[i], c->round.round);
+  }
+  if (rc == 0) {
     c->up_len[i] = *len;
-  else {
+    if (mbedtls_sha256_ret(*body, *len, c->up_digest[i], 0) != 0)
+      rc = STOREFL_ERR_CRYPTO;
+  } else {
     free(*body);
     *body = NULL;
     SFL_ERROR("simulate", "%s: no update for round %" PRIu64 ": %s", c->ids[i], c->round.round,
@@ -199,6 +209,8 @@ static void uploaded(void *arg, size_t i, const storefl_sim_result *r) {
   int ok = r->rc == 0 && r->resp->code == 204 &&
            storefl_receipt_decode(r->resp->body, r->resp->len, r->resp->len, &m) == 0 &&
            m.round == c->round.round && m.store_id.len == strlen(c->ids[i]) &&
+           /* the aggregator hashed exactly the bytes this store sent: the byte counts are its */
+           memcmp(m.update_digest, c->up_digest[i], 32) == 0 &&
            memcmp(m.store_id.ptr, c->ids[i], m.store_id.len) == 0;
   if (!ok) {
     c->failures++;
@@ -526,9 +538,10 @@ int storefl_cmd_simulate(int argc, char **argv) {
   }
   c.outbox_id = calloc(c.n, sizeof *c.outbox_id);
   c.up_len = calloc(c.n, sizeof *c.up_len);
+  c.up_digest = calloc(c.n, sizeof *c.up_digest);
   c.lat = calloc(o.per_round, sizeof *c.lat);
   perm = calloc(c.n, sizeof *perm);
-  if (!c.outbox_id || !c.up_len || !c.lat || !perm || storefl_agent_drbg_new(&c.drbg) != 0)
+  if (!c.outbox_id || !c.up_len || !c.up_digest || !c.lat || !perm || storefl_agent_drbg_new(&c.drbg) != 0)
     goto out;
   char host[256], err[256] = {0};
   uint16_t port = STOREFL_COAP_DEFAULT_PORT;
@@ -728,6 +741,7 @@ out:
   free(c.ids);
   free(c.outbox_id);
   free(c.up_len);
+  free(c.up_digest);
   free(c.lat);
   free(perm);
   free(stats);
