@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2154,SC2015 # stores, adapt_end, min_lines come from plan.env (campaign plan)
 # The scale campaign: every eligible customer of the export (about 2,400) as a store, each with its
 # own SQLite store and DTLS PSK identity, run by the many-agent engine in ONE process
 # (storefl-agent simulate) against the real aggregator (storefl-aggregator serve) on 127.0.0.1.
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
     --inflight) inflight=$2; shift 2 ;;
     --small) small=1; shift ;;
     --stores) max_stores=$2; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '3,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "scale-campaign: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
