@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
     --inflight) inflight=$2; shift 2 ;;
     --small) small=1; shift ;;
     --stores) max_stores=$2; shift 2 ;;
-    -h|--help) sed -n '3,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '3,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "scale-campaign: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
