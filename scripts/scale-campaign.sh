@@ -15,13 +15,18 @@
 #   5. checks: every round closed with exactly T updates counted by the aggregator
 #      (storefl-aggregator rounds --json) and T receipts; then a summary (JSON in WORK/summary.json)
 # Usage: scripts/scale-campaign.sh [--rounds R] [--per-round T] [--port P] [--work DIR]
-#          [--inflight U] [--small] [--stores N]
+#          [--inflight U] [--small] [--stores N] [--epsilon-cap E] [--q Q --round-s S]
+#   --epsilon-cap E: central DP, sigma = the accountant's calibration for E per store over R rounds
+#   (delta 1e-5; storefl-agent campaign plan), the stores' budget gates and the aggregator's signed
+#   ledger with cap E. --q Q: every store self-selects with probability Q (amplification by
+#   sampling), rounds close at their deadline (S seconds, default 90); no wire rounds then.
 #   Defaults: every eligible customer (--stores N: the N largest only), 20 rounds, 150 stores per round, port 21500, work dir build/scale, 16 uploads in
 #   flight, the default model (--small: B = 2^12 buckets, d = 16, hidden 32).
 #   Environment: STOREFL_DATA_DIR (default ../shared/data), STOREFL_BUILD (default build).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 rounds=20 per_round=150 port=21500 work="$repo/build/scale" inflight=16 small=0 max_stores=4096
+cap="" q="" round_s=90
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
@@ -31,7 +36,10 @@ while [ $# -gt 0 ]; do
     --inflight) inflight=$2; shift 2 ;;
     --small) small=1; shift ;;
     --stores) max_stores=$2; shift 2 ;;
-    -h|--help) sed -n '3,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --epsilon-cap) cap=$2; shift 2 ;;
+    --q) q=$2; shift 2 ;;
+    --round-s) round_s=$2; shift 2 ;;
+    -h|--help) sed -n '3,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "scale-campaign: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -66,7 +74,7 @@ cd "$work"
 t0=$(date +%s)
 
 echo "== plan: every eligible customer as a store (few-shot split; at most $max_stores)"
-"$agent" campaign plan --data "$csv" --stores "$max_stores" --rounds "$rounds" --q 1 --epsilon-cap 8 \
+"$agent" campaign plan --data "$csv" --stores "$max_stores" --rounds "$rounds" --q "${q:-1}" --epsilon-cap "${cap:-8}" \
   --ids-out ids.txt >plan.env
 # shellcheck disable=SC1091,SC2154 # plan.env sets adapt_end, min_lines, stores (campaign plan)
 . ./plan.env
@@ -79,6 +87,20 @@ STOREFL_PSK_ONLY=1 "$repo/scripts/make-dev-keys.sh" keys "${ids[@]}" >/dev/null
 echo "   PSK keys: $(wc -l <keys/psk.keys) identities"
 
 total=$((rounds + 3))
+sigma_used=0 ledger="" round_keys=""
+if [ -n "$cap" ]; then
+  sigma_used=$sigma
+  ledger=$'[ledger]\n'"key = $work/keys/ledger.key"$'\n'"epsilon_cap = $cap"
+  echo "   central DP: sigma = $sigma_used (accountant: epsilon $epsilon_planned per store after $rounds rounds, q ${q:-1})"
+fi
+if [ -n "$q" ]; then
+  total=$rounds
+  round_keys="min_participants = 1"$'\n'"target_participants = 4096"$'\n'"max_participants = 4096"
+  round_keys+=$'\n'"duration_s = $round_s"$'\n'"participation_q = $q"$'\n'"on_short = extend"
+else
+  round_keys="min_participants = $per_round"$'\n'"target_participants = $per_round"
+  round_keys+=$'\n'"max_participants = $per_round"$'\n'"duration_s = 1800"$'\n'"participation_q = 1.0"
+fi
 if [ "$small" = 1 ]; then model_keys=$'buckets = 4096\ndim = 16\nhidden = 32'; else model_keys=""; fi
 cat >aggregator.ini <<INI
 [storage]
@@ -87,11 +109,7 @@ db = $work/aggregator.db
 arch = wide-deep-v1
 $model_keys
 [round]
-min_participants = $per_round
-target_participants = $per_round
-max_participants = $per_round
-duration_s = 1800
-participation_q = 1.0
+$round_keys
 total_rounds = $total
 local_steps = 10
 local_lr = 0.005
@@ -99,7 +117,8 @@ upload_dtype = i8
 [privacy]
 mode = central
 clip_norm = 1.0
-noise_multiplier = 0
+noise_multiplier = $sigma_used
+delta = 1e-5
 signing_key =
 epsilon_cap = 0
 [aggregation]
@@ -111,6 +130,7 @@ idle_timeout_s = 600
 max_handshakes = 128
 [dtls]
 psk_keys = $work/keys/psk.keys
+$ledger
 [log]
 level = info
 INI
@@ -120,7 +140,33 @@ for _ in $(seq 100); do grep -q listening aggregator.log && break; sleep 0.2; do
 kill -0 "$srv" 2>/dev/null || { cat aggregator.log >&2; exit 1; }
 
 common=(--stores-dir stores --ids ids.txt --keys keys/stores --address "127.0.0.1:$port"
-  --per-round "$per_round" --inflight "$inflight")
+  --inflight "$inflight" --epsilon-cap "${cap:-8}")
+if [ -n "$q" ]; then
+  echo "== $rounds rounds, every one of $stores stores self-selects with q = $q, int8 updates (one process)"
+  "$agent" simulate "${common[@]}" --self-select --rounds "$rounds" --dtype i8 --data "$csv" --summary i8.json
+  "$agg" rounds --db aggregator.db --json --limit 0 >rounds.json
+  stop_all
+  python3 - <<'PY'
+import json, sys
+rounds = json.load(open("rounds.json"))["rounds"]
+counted = sum(r["participants"] for r in rounds if r["state"] == "closed")
+main = json.load(open("i8.json"))
+receipts = sum(r["participants"] for r in main["rounds"])
+summary = {"stores": main["stores"], "rounds": len(main["rounds"]), "receipts": receipts,
+           "counted_by_aggregator": counted, "rounds_to_95pct_ndcg": main["rounds_to_95pct_ndcg"],
+           "final_ndcg10": main["rounds"][-1]["ndcg10"], "final_hr10": main["rounds"][-1]["hr10"],
+           "ndcg10_per_round": [round(r["ndcg10"], 4) for r in main["rounds"]],
+           "participants_per_round": [r["participants"] for r in main["rounds"]],
+           "refused_by_budget": sum(r["refused_by_budget"] for r in main["rounds"])}
+json.dump(summary, open("summary.json", "w"), indent=1)
+print(f"== summary: receipts {receipts} = counted {counted}: {'yes' if receipts == counted else 'NO'}; "
+      f"final NDCG@10 {summary['final_ndcg10']:.4f}, HR@10 {summary['final_hr10']:.4f}")
+sys.exit(0 if receipts == counted else 1)
+PY
+  echo "   $(($(date +%s) - t0)) s in all; work directory $work (summary.json)"
+  exit 0
+fi
+common+=(--per-round "$per_round")
 echo "== $rounds rounds, $per_round of $stores stores per round, int8 updates (one process, one DTLS session per store)"
 "$agent" simulate "${common[@]}" --rounds "$rounds" --dtype i8 --data "$csv" --summary i8.json
 echo "== one more round with each encoding, captured on the wire (dumpcap on lo, udp port $port)"

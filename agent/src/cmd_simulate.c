@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "budget_gate.h"
 #include "cmd_store.h"
 #include "eval_data.h"
 #include "eval_models.h"
@@ -33,8 +34,9 @@ static void usage(FILE *out) {
           "  storefl-agent simulate - many stores' agents in one process against a real aggregator\n"
           "\n"
           "SYNOPSIS\n"
-          "  storefl-agent simulate --stores-dir DIR --ids FILE --keys DIR --rounds R --per-round T\n"
-          "                         [--address HOST:PORT] [--data FILE.csv[.gz]] [--dtype i8|f16|f32]\n"
+          "  storefl-agent simulate --stores-dir DIR --ids FILE --keys DIR --rounds R\n"
+          "                         (--per-round T | --self-select) [--address HOST:PORT]\n"
+          "                         [--data FILE.csv[.gz]] [--dtype i8|f16|f32] [--epsilon-cap E]\n"
           "                         [--inflight U] [--handshakes H] [--summary FILE.json]\n"
           "\n"
           "DESCRIPTION\n"
@@ -49,8 +51,14 @@ static void usage(FILE *out) {
           "  fetched once for the process when it changed (GET /v1/model; every participant would\n"
           "  download these bytes); T distinct stores are drawn uniformly from the CSPRNG (the\n"
           "  aggregator runs the round with q = 1 and target T, i.e. server-side cohort selection:\n"
-          "  the round closes when the T-th update is durable). Each drawn store, when its turn comes,\n"
-          "  runs the agent's own code path: local federated step on its purchases\n"
+          "  the round closes when the T-th update is durable). With --self-select instead, every store\n"
+          "  decides for itself with the round's q, as 'storefl-agent run' does, and the round closes at\n"
+          "  its deadline. Either way a store's decision is the agent's: rounds with noise (sigma > 0)\n"
+          "  go through its privacy budget gate (refused past --epsilon-cap; Bernoulli(q) from the\n"
+          "  CSPRNG; the spend recorded in its local ledger before anything is sent), rounds without\n"
+          "  noise draw Bernoulli(q); local-mode rounds with noise are declined (the agent cannot add\n"
+          "  local noise yet). Each taking part, when its turn comes, runs the agent's own code path:\n"
+          "  local federated step on its purchases\n"
           "  (storefl_agent_local_update with the round's local_steps and local_lr), L2 clip to the\n"
           "  round's C, encoding and quantization (storefl_agent_encode_update), the update queued in\n"
           "  its SQLite outbox, the upload (Block1/Q-Block1 over its DTLS session, retried with the\n"
@@ -71,6 +79,8 @@ static void usage(FILE *out) {
           "  --keys DIR         the stores' PSK files, DIR/<id>.psk (mode 0600)\n"
           "  --rounds R         rounds to take part in (the aggregator must have them)\n"
           "  --per-round T      stores drawn per round (= the aggregator's target_participants)\n"
+          "  --self-select      every store decides with the round's q (closes at the deadline)\n"
+          "  --epsilon-cap E    the stores' own cap on cumulative epsilon (default 8, as the agent's)\n"
           "  --address A        aggregator HOST:PORT, numeric (default 127.0.0.1:5684)\n"
           "  --data FILE        the export the stores were cut from: enables the evaluation\n"
           "  --dtype D          update encoding: i8 (stochastic rounding, default), f16, f32\n"
@@ -99,11 +109,13 @@ typedef struct sim_opts {
   const char *dir, *ids, *keys, *address, *data, *summary;
   unsigned long rounds, per_round, inflight, handshakes;
   storefl_dtype dtype;
+  int self_select;    /* every store decides with the round's q (budget gate), rounds close at deadline */
+  double epsilon_cap; /* the stores' own cap ([privacy] epsilon_cap of an agent) */
 } sim_opts;
 
 typedef struct round_stat {
   uint64_t round;
-  unsigned participants, counted;
+  unsigned selected, refused, participants, counted;
   uint64_t bytes_up, bytes_down;
   size_t update_bytes_min, update_bytes_max;
   double ndcg, hr, train_s, upload_s, eval_s, wall_s;
@@ -122,6 +134,9 @@ typedef struct sim_ctx {
   uint8_t *model_body;
   size_t model_len;
   mbedtls_ctr_drbg_context *drbg;
+  storefl_rng *rng; /* the privacy layer's CSPRNG (budget gate draws) */
+  unsigned refused; /* stores whose budget gate refused the round (cap) */
+  int warned_local;
   /* Per store, valid during a round. */
   int64_t *outbox_id;
   size_t *up_len;
@@ -145,6 +160,48 @@ static int open_store(const sim_ctx *c, size_t i, storefl_store **st) {
   return rc;
 }
 
+/* The agent's decision for a round, as `storefl-agent run` makes it (maybe_join): rounds with noise
+ * go through the privacy budget gate (refused past the store's cap; Bernoulli(q) from the CSPRNG;
+ * the spend recorded in the store's local ledger before anything is sent); rounds without noise
+ * draw Bernoulli(q) from the CTR_DRBG. Local-mode rounds with noise are declined (the agent cannot
+ * add local noise yet). The decision is stored (meta decided_round). *join = 1 to take part. */
+static int decide(sim_ctx *c, storefl_store *st, size_t i, int *join) {
+  const storefl_round_msg *r = &c->round;
+  *join = 0;
+  int rc = 0;
+  if (r->mode == STOREFL_PRIVACY_LOCAL && r->noise_multiplier > 0) {
+    if (!c->warned_local++)
+      SFL_WARN("simulate", "round %" PRIu64 ": local-mode noise is not supported by the agent; declining",
+               r->round);
+  } else if (r->noise_multiplier > 0) {
+    storefl_agent_gate g;
+    memset(&g, 0, sizeof g);
+    rc = storefl_agent_budget_gate(st, c->rng, r, c->o->epsilon_cap, storefl_agent_now_ms() / 1000, &g);
+    if (rc == STOREFL_ERR_BUDGET) {
+      SFL_INFO("simulate", "%s: round %" PRIu64 " refused by the budget: %s", c->ids[i], r->round, g.reason);
+      c->refused++;
+      rc = 0;
+    } else if (rc == 0) {
+      *join = g.participate;
+    }
+  } else if (r->participation_q < 1.0) {
+    uint32_t u = 0;
+    rc = mbedtls_ctr_drbg_random(c->drbg, (unsigned char *)&u, sizeof u) ? STOREFL_ERR_CRYPTO : 0;
+    *join = (double)u < r->participation_q * 4294967296.0;
+  } else {
+    *join = 1;
+  }
+  if (rc == 0) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%" PRIu64, r->round);
+    rc = storefl_store_meta_set(st, "decided_round", buf);
+  }
+  if (rc)
+    SFL_ERROR("simulate", "%s: round %" PRIu64 ": no decision: %s", c->ids[i], r->round,
+              storefl_strerror(rc));
+  return rc;
+}
+
 /* The agent's part of the round up to the upload: what `storefl-agent run` does when selected. */
 static int train_one(void *arg, size_t i, uint8_t **body, size_t *len) {
   sim_ctx *c = arg;
@@ -154,6 +211,15 @@ static int train_one(void *arg, size_t i, uint8_t **body, size_t *len) {
   int rc = open_store(c, i, &st);
   if (rc)
     return rc;
+  if (!c->o->self_select) {
+    /* Drawn into the cohort: the store's own gate still decides (its cap, its ledger). */
+    int join = 0;
+    if ((rc = decide(c, st, i, &join)) != 0 || !join) {
+      storefl_store_close(st);
+      c->train_s += storefl_cmd_now() - t0;
+      return rc ? rc : STOREFL_ERR_NOT_FOUND;
+    }
+  }
   storefl_train_config tc;
   storefl_train_config_default(&tc);
   if (c->round.local_steps)
@@ -486,6 +552,11 @@ static int parse_opts(int argc, char **argv, sim_opts *o) {
       if (m < 0 || storefl_parse_u64(v, 1, SIM_MAX_STORES, &x))
         return -1;
       o->per_round = (unsigned long)x;
+    } else if (!strcmp(argv[i], "--self-select")) {
+      o->self_select = 1;
+    } else if ((m = storefl_cmd_opt(argc, argv, &i, "--epsilon-cap", &v)) != 0) {
+      if (m < 0 || storefl_parse_double(v, 0, 1e9, &o->epsilon_cap))
+        return -1;
     } else if ((m = storefl_cmd_opt(argc, argv, &i, "--inflight", &v)) != 0) {
       if (m < 0 || storefl_parse_u64(v, 1, 1024, &x))
         return -1;
@@ -514,11 +585,12 @@ int storefl_cmd_simulate(int argc, char **argv) {
   o.dtype = STOREFL_DTYPE_I8;
   o.inflight = 16;
   o.handshakes = 16;
+  o.epsilon_cap = 8.0;
   if (parse_opts(argc, argv, &o) != 0)
     return STOREFL_EXIT_USAGE;
-  if (!o.dir || !o.ids || !o.keys || !o.rounds || !o.per_round) {
-    fprintf(stderr, "storefl-agent simulate: --stores-dir, --ids, --keys, --rounds and --per-round are "
-                    "required (see --help)\n");
+  if (!o.dir || !o.ids || !o.keys || !o.rounds || (!o.per_round && !o.self_select)) {
+    fprintf(stderr, "storefl-agent simulate: --stores-dir, --ids, --keys, --rounds and --per-round (or "
+                    "--self-select) are required (see --help)\n");
     return STOREFL_EXIT_USAGE;
   }
   int ret = STOREFL_EXIT_FAIL, rc;
@@ -539,9 +611,10 @@ int storefl_cmd_simulate(int argc, char **argv) {
   c.outbox_id = calloc(c.n, sizeof *c.outbox_id);
   c.up_len = calloc(c.n, sizeof *c.up_len);
   c.up_digest = calloc(c.n, sizeof *c.up_digest);
-  c.lat = calloc(o.per_round, sizeof *c.lat);
+  c.lat = calloc(c.n, sizeof *c.lat);
   perm = calloc(c.n, sizeof *perm);
-  if (!c.outbox_id || !c.up_len || !c.up_digest || !c.lat || !perm || storefl_agent_drbg_new(&c.drbg) != 0)
+  if (!c.outbox_id || !c.up_len || !c.up_digest || !c.lat || !perm || storefl_agent_drbg_new(&c.drbg) != 0 ||
+      storefl_rng_create("storefl-agent simulate", &c.rng) != 0)
     goto out;
   char host[256], err[256] = {0};
   uint16_t port = STOREFL_COAP_DEFAULT_PORT;
@@ -620,8 +693,27 @@ int storefl_cmd_simulate(int argc, char **argv) {
     }
     storefl_sim_disconnect(c.sim, via);
     /* The cohort, and every store of it through the agent's code path. */
-    if (draw(c.drbg, perm, c.n, o.per_round) != 0)
-      goto out;
+    size_t ncohort = 0;
+    c.refused = 0;
+    if (o.self_select) {
+      /* Every store decides on its own, with the round's q. */
+      for (size_t i = 0; i < c.n && !stop_flag; i++) {
+        storefl_store *st = NULL;
+        int join = 0;
+        if (open_store(&c, i, &st) != 0)
+          goto out;
+        rc = decide(&c, st, i, &join);
+        storefl_store_close(st);
+        if (rc)
+          goto out;
+        if (join)
+          perm[ncohort++] = i;
+      }
+    } else {
+      if (draw(c.drbg, perm, c.n, o.per_round) != 0)
+        goto out;
+      ncohort = o.per_round;
+    }
     c.receipts = c.failures = 0;
     c.bytes_up = 0;
     c.bmin = c.bmax = 0;
@@ -630,19 +722,21 @@ int storefl_cmd_simulate(int argc, char **argv) {
     double t_up = storefl_cmd_now();
     storefl_sim_req rq = {COAP_REQUEST_CODE_POST, "v1/update", 60, train_one, uploaded, &c,
                           (unsigned)o.inflight};
-    if ((rc = storefl_sim_wave(c.sim, perm, o.per_round, &rq)) != 0)
+    if ((rc = storefl_sim_wave(c.sim, perm, ncohort, &rq)) != 0)
       goto out;
     rs->upload_s = storefl_cmd_now() - t_up - c.train_s;
     rs->train_s = c.train_s;
     rs->participants = c.receipts;
+    rs->selected = (unsigned)ncohort;
+    rs->refused = c.refused;
     rs->bytes_up = c.receipts ? c.bytes_up / c.receipts : 0;
     rs->update_bytes_min = c.bmin;
     rs->update_bytes_max = c.bmax;
     rs->upload_p50 = pct(c.lat, c.n_lat, 50);
     rs->upload_p99 = pct(c.lat, c.n_lat, 99);
     if (c.failures) {
-      fprintf(stderr, "simulate: round %" PRIu64 ": %u of %lu uploads failed (first: %s)\n", rs->round,
-              c.failures, o.per_round, c.first_error);
+      fprintf(stderr, "simulate: round %" PRIu64 ": %u of %zu uploads failed (first: %s)\n", rs->round,
+              c.failures, ncohort, c.first_error);
       goto out;
     }
     /* The close: the next announcement names the next round, and the number the aggregator counted. */
@@ -720,14 +814,15 @@ int storefl_cmd_simulate(int argc, char **argv) {
     for (size_t k = 0; k < nstats; k++) {
       const round_stat *s = &stats[k];
       fprintf(f,
-              "%s{\"round\":%" PRIu64
-              ",\"participants\":%u,\"ndcg10\":%.6f,\"hr10\":%.6f,\"bytes_up_per_store\":%" PRIu64
+              "%s{\"round\":%" PRIu64 ",\"selected\":%u,\"refused_by_budget\":%u,\"participants\":%u,"
+                                      "\"ndcg10\":%.6f,\"hr10\":%.6f,\"bytes_up_per_store\":%" PRIu64
               ",\"update_bytes_min\":%zu,\"update_bytes_max\":%zu,\"bytes_down_per_store\":%" PRIu64
               ",\"train_s\":%.2f,\"upload_s\":%.2f,\"eval_s\":%.2f,\"wall_s\":%.2f,\"upload_ms_p50\":%.1f,"
               "\"upload_ms_p99\":%.1f}",
-              k ? "," : "", s->round, s->participants, isnan(s->ndcg) ? -1.0 : s->ndcg,
-              isnan(s->hr) ? -1.0 : s->hr, s->bytes_up, s->update_bytes_min, s->update_bytes_max,
-              s->bytes_down, s->train_s, s->upload_s, s->eval_s, s->wall_s, s->upload_p50, s->upload_p99);
+              k ? "," : "", s->round, s->selected, s->refused, s->participants,
+              isnan(s->ndcg) ? -1.0 : s->ndcg, isnan(s->hr) ? -1.0 : s->hr, s->bytes_up, s->update_bytes_min,
+              s->update_bytes_max, s->bytes_down, s->train_s, s->upload_s, s->eval_s, s->wall_s,
+              s->upload_p50, s->upload_p99);
     }
     fprintf(f, "]}\n");
     if (fclose(f) != 0)
@@ -736,6 +831,7 @@ int storefl_cmd_simulate(int argc, char **argv) {
 out:
   storefl_sim_free(c.sim);
   storefl_agent_drbg_free(c.drbg);
+  storefl_rng_free(c.rng);
   storefl_model_free(c.global);
   free(c.model_body);
   free(c.ids);
