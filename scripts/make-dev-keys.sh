@@ -7,9 +7,11 @@
 #   DIR/psk.keys                       the aggregator's PSK table "ID HEXKEY" per line (mode 0600)
 # Usage: scripts/make-dev-keys.sh DIR [STORE_ID...]   (default ids: store-001 .. store-003)
 #        scripts/make-dev-keys.sh DIR --count N       (ids store-001 .. store-N, zero-padded to 3)
+#        STOREFL_PSK_ONLY=1 scripts/make-dev-keys.sh ...  no store certificates (thousands of stores:
+#                                                   scripts/scale-campaign.sh)
 set -euo pipefail
 if [ $# -lt 1 ] || [ "$1" = "--help" ] || [ "$1" = "-h" ]; then
-  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
   [ $# -lt 1 ] && exit 2 || exit 0
 fi
 dir=$1
@@ -63,7 +65,7 @@ chmod 600 "$dir/psk.keys"
 for id in "${ids[@]}"; do
   base="$dir/stores/$id"
   # No subjectAltName: libcoap reports the SAN in place of the CN when there is one.
-  [ -f "$base.crt" ] || issue "$base" "$id" "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
+  [ -n "${STOREFL_PSK_ONLY:-}" ] || [ -f "$base.crt" ] || issue "$base" "$id" "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
   if [ ! -f "$base.psk" ]; then
     openssl rand -hex 32 >"$base.psk"
     chmod 600 "$base.psk"

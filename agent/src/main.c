@@ -7,6 +7,7 @@
 #include "cmd_eval.h"
 #include "cmd_model.h"
 #include "cmd_net.h"
+#include "cmd_simulate.h"
 #include "cmd_store.h"
 #include "storefl/buildinfo.h"
 #include "storefl/cli.h"
@@ -33,6 +34,8 @@ static const storefl_command COMMANDS[] = {
      storefl_cmd_recommend},
     {"sync", "one exchange with the aggregator: round, model (by ETag), upload the outbox", storefl_cmd_sync},
     {"run", "daemon: observe rounds, train when selected, upload, fetch new models", storefl_cmd_run},
+    {"simulate", "many stores' agents in one process against a real aggregator (scale campaign)",
+     storefl_cmd_simulate},
     {"campaign", "plan and watch a federated campaign (the demo): quality, privacy, bytes per round",
      storefl_cmd_campaign},
     {NULL, NULL, NULL},

@@ -416,6 +416,10 @@ static int pdu_code(const coap_pdu_t *pdu) {
 
 /* Fills r from a received PDU (body copied). */
 static int fill_response(storefl_client *c, const coap_pdu_t *pdu, storefl_response *r) {
+  return storefl_response_from_pdu(pdu, c->o.max_response, r);
+}
+
+int storefl_response_from_pdu(const coap_pdu_t *pdu, size_t max_body, storefl_response *r) {
   memset(r, 0, sizeof *r);
   r->code = pdu_code(pdu);
   r->content_format = -1;
@@ -435,7 +439,7 @@ static int fill_response(storefl_client *c, const coap_pdu_t *pdu, storefl_respo
   size_t len = 0, offset = 0, total = 0;
   const uint8_t *data = NULL;
   if (coap_get_data_large(pdu, &len, &data, &offset, &total) && len) {
-    if (len > c->o.max_response)
+    if (len > max_body)
       return STOREFL_ERR_TOO_LARGE;
     r->body = malloc(len);
     if (!r->body)
@@ -604,7 +608,11 @@ static const int pki_suites[] = {MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8,
                                  MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, 0};
 
 static void narrow_tls(storefl_client *c, int psk) {
-  mbedtls_ssl_context *ssl = session_ssl(c->session);
+  storefl_transport_client_narrow(c->session, psk);
+}
+
+void storefl_transport_client_narrow(coap_session_t *session, int psk) {
+  mbedtls_ssl_context *ssl = session ? session_ssl(session) : NULL;
   if (!ssl || !ssl->conf)
     return;
   /* libcoap owns one mbedtls_ssl_config per session and exposes it only as const through the SSL

@@ -160,6 +160,15 @@ int storefl_client_poll(storefl_client *c, uint32_t timeout_ms);
 
 void storefl_response_free(storefl_response *r);
 
+/* For clients that drive their own libcoap context (the many-agent engine, agent/src/sim_engine.h):
+ * narrows a fresh DTLS client session's curves and suites exactly as storefl_client_open() does
+ * (call right after coap_new_client_session_psk2/_pki, before the first coap_io_process), so that its
+ * handshakes are the ones real agents make. psk: 1 for PSK sessions, 0 for certificates. */
+void storefl_transport_client_narrow(coap_session_t *session, int psk);
+/* Fills r from a received PDU (code, Content-Format, ETag, whole body copied, malloc'd: free with
+ * storefl_response_free()). Errors: STOREFL_ERR_TOO_LARGE (body over max_body), STOREFL_ERR_NOMEM. */
+int storefl_response_from_pdu(const coap_pdu_t *pdu, size_t max_body, storefl_response *r);
+
 /* Parses "HOST:PORT", "[V6]:PORT" or "HOST" into host[hostcap] and *port (unchanged if absent). */
 int storefl_parse_hostport(const char *s, char *host, size_t hostcap, uint16_t *port);
 

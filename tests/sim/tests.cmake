@@ -1,0 +1,22 @@
+# Many agents in one process (agent/src/sim_engine.h) against the real aggregator on 127.0.0.1.
+# sim.load: the load generator (bench/bench_load.c, built here too so that the test does not depend
+# on STOREFL_BENCH) with 50 agents x 2 rounds, each with its own DTLS PSK session; it exits non-zero
+# unless every upload got a receipt, every receipt is counted in its closed round and nothing is
+# counted twice (storefl-aggregator rounds), and both rounds closed.
+add_executable(sim_load ${CMAKE_SOURCE_DIR}/bench/bench_load.c ${CMAKE_SOURCE_DIR}/bench/benchutil.c)
+target_include_directories(sim_load PRIVATE ${CMAKE_SOURCE_DIR}/bench)
+target_link_libraries(sim_load PRIVATE storefl_agent_lib storefl_protocol storefl_shared)
+add_test(NAME sim.load COMMAND sim_load --agents 50 --rounds 2 --compare 0 --port 23410
+  --aggregator $<TARGET_FILE:storefl-aggregator>)
+set_tests_properties(sim.load PROPERTIES TIMEOUT 300 LABELS sim)
+
+# sim.scale: scripts/scale-campaign.sh end to end with 24 stores in one simulate process (see
+# tests/sim/test_scale.sh). Ports 23420 (release) / 23430 (ASan tree) so that both suites can run.
+if(STOREFL_SANITIZE)
+  set(STOREFL_SIM_PORT 23430)
+else()
+  set(STOREFL_SIM_PORT 23420)
+endif()
+add_test(NAME sim.scale COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_scale.sh ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR}
+  ${STOREFL_SIM_PORT})
+set_tests_properties(sim.scale PROPERTIES TIMEOUT 300 LABELS sim ENVIRONMENT "${STOREFL_TEST_ENV}")
