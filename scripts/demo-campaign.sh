@@ -13,11 +13,14 @@
 # Usage: scripts/demo-campaign.sh [--stores N] [--rounds R] [--q Q] [--epsilon-cap E]
 #          [--round-s S] [--port P] [--work DIR] [--small] [--summary FILE] [--dtype i8|f16|f32]
 #          [--aggregator-cap E] [--mode central|local] [--by customer|country] [--weight-cap W]
+#          [--per-store]
 #   Defaults: 40 stores, 8 rounds, q 0.5, epsilon cap 8 (delta 1e-5), 12 s rounds, port 21000,
 #   work dir build/demo, int8 uploads, central DP, customers as stores, weight cap 1000.
 #   --small: a smaller model (B = 2^12 buckets, d = 16). --epsilon-cap inf: no noise (sigma 0).
 #   --mode local: each agent adds its own noise (sigma calibrated at q = 1: no amplification).
-#   --by country: the export's countries are the stores (use --stores 38 for all of them).
+#   --by country: the export's countries are the stores (use --stores 38 for all of them); it
+#   implies --per-store: quality over each store's own events, and each store's share of the
+#   aggregation weight (min(examples, weight cap) per update, from the aggregator's log).
 #   The aggregator's cap ([ledger] epsilon_cap) is the stores' cap unless --aggregator-cap is given.
 #   Environment: STOREFL_DATA_DIR (default ../shared/data relative to the repository),
 #   STOREFL_BUILD (default build), STOREFL_DEMO_LOCAL=1 adds the local-only baseline,
@@ -26,7 +29,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 stores=40 rounds=8 q=0.5 cap=8 delta=1e-5 round_s=12 port=21000 work="$repo/build/demo" small=0
-summary="" dtype=i8 agg_cap="" mode=central by=customer weight_cap=1000
+summary="" dtype=i8 agg_cap="" mode=central by=customer weight_cap=1000 per_store=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --stores) stores=$2; shift 2 ;;
@@ -43,12 +46,14 @@ while [ $# -gt 0 ]; do
     --mode) mode=$2; shift 2 ;;
     --by) by=$2; shift 2 ;;
     --weight-cap) weight_cap=$2; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --per-store) per_store=1; shift ;;
+    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo-campaign: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 case "$mode" in central|local) ;; *) echo "demo-campaign: --mode is central or local" >&2; exit 2 ;; esac
 case "$by" in customer|country) ;; *) echo "demo-campaign: --by is customer or country" >&2; exit 2 ;; esac
+[ "$by" = country ] && per_store=1
 if [ "$port" -lt 21000 ] || [ "$port" -gt 21999 ]; then
   echo "demo-campaign: --port must be in 21000-21999" >&2
   exit 2
@@ -183,6 +188,7 @@ watch_args=(--config "$work/observer.ini" --data "$csv" --stores-dir "$work/stor
   --epsilon-cap "$cap" --by "$by" --timeout-s $((rounds * (round_s * 4 + 30) + 60)))
 [ -n "$summary" ] && watch_args+=(--summary "$summary")
 [ "${STOREFL_DEMO_LOCAL:-0}" = 1 ] && watch_args+=(--local)
+[ "$per_store" = 1 ] && watch_args+=(--per-store)
 # The observer first (so that it sees round 1), in the background so that Ctrl-C reaches this
 # script's trap at once.
 start_observer() {
@@ -225,6 +231,18 @@ if [ "$watch_rc" != 0 ]; then
   echo "demo-campaign: the observer failed (status $watch_rc):" >&2
   tail -5 watch.err >&2
   tail -5 aggregator.log >&2
+fi
+if [ "$per_store" = 1 ]; then
+  # Unbalanced stores: the aggregation weight each got (weight = min(num_examples, weight_cap)).
+  echo
+  echo "aggregation weight per store (weight cap $weight_cap; from the aggregator's accepted updates):"
+  awk '/update accepted:/ {
+         for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "store") s = kv[2]; if (kv[1] == "weight") w = kv[2] }
+         tot += w; sw[s] += w; n[s]++; if (w > mx[s]) mx[s] = w }
+       END { for (s in sw) printf "%s %d %d %d\n", s, n[s], mx[s], sw[s] }' aggregator.log |
+    sort -k4,4nr -k1,1 | awk -v tot=0 '{ line[NR] = $0; tot += $4 } END {
+      printf "%-24s %7s %10s %8s\n", "store", "updates", "max weight", "share"
+      for (i = 1; i <= NR; i++) { split(line[i], f, " "); printf "%-24s %7d %10d %7.2f%%\n", f[1], f[2], f[3], tot ? 100 * f[4] / tot : 0 } }'
 fi
 echo
 echo "aggregator log: $work/aggregator.log; rounds and models: $agg rounds --db $work/aggregator.db"

@@ -36,6 +36,7 @@ static void usage(FILE *out) {
           "  storefl-agent campaign watch --config OBSERVER.ini --data FILE.csv[.gz] --stores-dir DIR\n"
           "                               --ids FILE --rounds R [--epsilon-cap E|inf] [--timeout-s S]\n"
           "                               [--summary FILE.json] [--local] [--by customer|country]\n"
+          "                               [--per-store]\n"
           "\n"
           "DESCRIPTION\n"
           "  The two halves of the federated demo (scripts/demo-campaign.sh). Both use the evaluation's\n"
@@ -95,6 +96,8 @@ static void usage(FILE *out) {
           "  --timeout-s S      watch: give up after S seconds (default 600)\n"
           "  --summary FILE     watch: also write every figure as one JSON object\n"
           "  --local            watch: add the local-only baseline (each store trains alone)\n"
+          "  --per-store        watch: also the final NDCG@10 / HR@10 of TF-IDF and of the campaign's\n"
+          "                     global and personalised models over each store's own events\n"
           "  --help             print this text\n"
           "\n"
           "EXIT STATUS\n"
@@ -483,6 +486,32 @@ static int eval_global(const storefl_eval_data *d, const storefl_eval_split *vie
   return rc;
 }
 
+/* The three methods over the events of one client of `view` (res[k].events = 0 if it has none). */
+static int eval_store(const storefl_eval_data *d, const storefl_eval_split *view, int32_t client,
+                      storefl_eval_method m[3], storefl_eval_result res[3]) {
+  memset(res, 0, 3 * sizeof *res);
+  size_t n = 0, first = 0;
+  for (size_t i = 0; i < view->nevents; i++)
+    if ((int32_t)view->events[i].client == client && n++ == 0)
+      first = i;
+  if (client < 0 || n == 0)
+    return 0;
+  storefl_eval_event *ev = malloc(n * sizeof *ev);
+  if (!ev)
+    return STOREFL_ERR_NOMEM;
+  size_t k = 0;
+  for (size_t i = first; i < view->nevents && k < n; i++)
+    if ((int32_t)view->events[i].client == client)
+      ev[k++] = view->events[i];
+  storefl_eval_split one = *view;
+  one.events = ev;
+  one.nevents = n;
+  one.nclients_with_events = 1;
+  int rc = run_methods(d, &one, m, 3, res);
+  free(ev);
+  return rc;
+}
+
 static void fmt_eps(double e, char *buf, size_t len) {
   if (isinf(e))
     snprintf(buf, len, "inf");
@@ -501,7 +530,7 @@ typedef struct watch_opts {
   const char *config, *data, *dir, *ids, *summary;
   unsigned long rounds, timeout_s;
   double cap;
-  int local;
+  int local, per_store;
   storefl_eval_clients by;
 } watch_opts;
 
@@ -595,6 +624,8 @@ static int cmd_watch(int argc, char **argv) {
     int m;
     if (!strcmp(argv[i], "--local")) {
       o.local = 1;
+    } else if (!strcmp(argv[i], "--per-store")) {
+      o.per_store = 1;
     } else if ((m = storefl_cmd_opt(argc, argv, &i, "--by", &v)) != 0) {
       if (m < 0 || parse_by(v, &o.by))
         goto bad;
@@ -654,6 +685,7 @@ static int cmd_watch(int argc, char **argv) {
   uint8_t *part = NULL;
   size_t nrecs = 0;
   FILE *sum = NULL;
+  storefl_eval_result(*per)[3] = NULL; /* --per-store: tfidf, global, personal per store */
 
   w.stores = calloc(CAMPAIGN_MAX_STORES, sizeof *w.stores);
   recs = calloc(o.rounds, sizeof *recs);
@@ -910,6 +942,14 @@ static int cmd_watch(int argc, char **argv) {
     m[nm++].name = "fed+personal (campaign)";
   if (!rc)
     rc = run_methods(d, &view, m, nm, res);
+  if (!rc && o.per_store) {
+    if (!(per = calloc(w.n, sizeof *per)))
+      rc = STOREFL_ERR_NOMEM;
+    /* m[2] TF-IDF, then the campaign's global and personalised models (the last two). */
+    storefl_eval_method pm[3] = {m[2], m[nm - 2], m[nm - 1]};
+    for (size_t i = 0; i < w.n && !rc; i++)
+      rc = eval_store(d, &view, w.stores[i].client, pm, per[i]);
+  }
   for (size_t i = 0; i < nm; i++)
     if (m[i].destroy)
       m[i].destroy(m[i].state);
@@ -938,6 +978,19 @@ static int cmd_watch(int argc, char **argv) {
   if (o.cap > 0)
     printf(" (cap %g: %zu store(s) over it)", o.cap, over);
   printf("\n");
+  if (per) {
+    printf("\nper store (its own held-out events; NDCG@10 / HR@10):\n%-24s %6s | %-15s | %-15s | %-15s\n",
+           "store", "events", "tfidf", "global", "personalized");
+    for (size_t i = 0; i < w.n; i++) {
+      if (per[i][0].events == 0) {
+        printf("%-24s %6d |\n", w.stores[i].id, 0);
+        continue;
+      }
+      printf("%-24s %6zu | %7.4f %7.4f | %7.4f %7.4f | %7.4f %7.4f\n", w.stores[i].id, per[i][0].events,
+             per[i][0].ndcg10, per[i][0].hr10, per[i][1].ndcg10, per[i][1].hr10, per[i][2].ndcg10,
+             per[i][2].hr10);
+    }
+  }
   fflush(stdout);
 
   if (o.summary) {
@@ -985,6 +1038,20 @@ static int cmd_watch(int argc, char **argv) {
       json_num(sum, w.stores[i].eps);
       fprintf(sum, ",\"rounds_charged\":%u}", w.stores[i].rounds_in);
     }
+    if (per) {
+      static const char *const keys[3] = {"tfidf", "global", "personal"};
+      fprintf(sum, "},\"per_store\":{");
+      for (size_t i = 0; i < w.n; i++) {
+        fprintf(sum, "%s\"%s\":{\"events\":%zu", i ? "," : "", w.stores[i].id, per[i][0].events);
+        for (int k = 0; k < 3 && per[i][0].events; k++) {
+          fprintf(sum, ",\"ndcg10_%s\":", keys[k]);
+          json_num(sum, per[i][k].ndcg10);
+          fprintf(sum, ",\"hr10_%s\":", keys[k]);
+          json_num(sum, per[i][k].hr10);
+        }
+        fprintf(sum, "}");
+      }
+    }
     fprintf(sum, "}}\n");
     if (fclose(sum) != 0) {
       sum = NULL;
@@ -1010,6 +1077,7 @@ out:
   free(w.stores);
   free(recs);
   free(part);
+  free(per);
   return ret;
 bad:
   fprintf(stderr, "campaign watch: bad option value (see --help)\n");
