@@ -125,6 +125,9 @@ for id in "${ids[@]}"; do
 done
 echo "   $(tail -1 partition.log | sed 's/^partition: //')"
 "$repo/scripts/make-dev-keys.sh" keys "${ids[@]}" observer >/dev/null
+# The signed ledger records (epsilon, delta) per round: a campaign without noise has no ledger.
+ledger_keys=$'[ledger]\nkey = '"$work/keys/ledger.key"$'\nepsilon_cap = '"${agg_cap:-$num_cap}"
+[ "$cap" = inf ] && ledger_keys=""
 if [ "$small" = 1 ]; then model_keys=$'buckets = 4096\ndim = 16\nhidden = 32'; else model_keys=""; fi
 cat >aggregator.ini <<INI
 [storage]
@@ -155,9 +158,7 @@ listen = 127.0.0.1:$port
 max_sessions = 256
 [dtls]
 psk_keys = $work/keys/psk.keys
-[ledger]
-key = $work/keys/ledger.key
-epsilon_cap = ${agg_cap:-$num_cap}
+$ledger_keys
 [log]
 level = info
 INI
@@ -246,20 +247,22 @@ if [ "$per_store" = 1 ]; then
 fi
 echo
 echo "aggregator log: $work/aggregator.log; rounds and models: $agg rounds --db $work/aggregator.db"
-"$agg" audit pubkey --key "$work/keys/ledger.key" -o "$work/ledger-pub.pem" >/dev/null 2>&1 || true
-cap_arg=(--cap "$cap")
-[ "$cap" = inf ] && cap_arg=()
-if "$agg" audit export --db "$work/aggregator.db" --format html "${cap_arg[@]}" -o "$work/audit.html" >audit.log 2>&1; then
-  echo "audit report (HTML): $work/audit.html"
+if [ "$cap" = inf ]; then
+  echo "no noise (epsilon inf): no privacy ledger"
 else
-  echo "audit report: export failed (see $work/audit.log)"
-fi
-echo "verify the ledger: $agg audit verify --db $work/aggregator.db --pubkey $work/ledger-pub.pem"
-if "$agg" audit verify --db "$work/aggregator.db" --pubkey "$work/ledger-pub.pem" >verify.log 2>&1; then
-  echo "   -> $(tail -1 verify.log)"
-else
-  echo "   -> FAILED: $(tail -1 verify.log)"
-  [ "$watch_rc" = 0 ] && watch_rc=1
+  "$agg" audit pubkey --key "$work/keys/ledger.key" -o "$work/ledger-pub.pem" >/dev/null 2>&1 || true
+  if "$agg" audit export --db "$work/aggregator.db" --format html --cap "$cap" -o "$work/audit.html" >audit.log 2>&1; then
+    echo "audit report (HTML): $work/audit.html"
+  else
+    echo "audit report: export failed (see $work/audit.log)"
+  fi
+  echo "verify the ledger: $agg audit verify --db $work/aggregator.db --pubkey $work/ledger-pub.pem"
+  if "$agg" audit verify --db "$work/aggregator.db" --pubkey "$work/ledger-pub.pem" >verify.log 2>&1; then
+    echo "   -> $(tail -1 verify.log)"
+  else
+    echo "   -> FAILED: $(tail -1 verify.log)"
+    [ "$watch_rc" = 0 ] && watch_rc=1
+  fi
 fi
 echo "stopped ${#pids[@]} processes; left running: $left; total time $(elapsed) s"
 [ "$left" = 0 ] || exit 1
