@@ -13,6 +13,7 @@
 #include "store_model.h"
 #include "storefl/cli.h"
 #include "storefl/codec.h"
+#include "storefl/dp.h"
 #include "storefl/error.h"
 #include "storefl/log.h"
 #include "storefl/train.h"
@@ -44,8 +45,12 @@ static void usage(FILE *out) {
                "  Rounds with noise (sigma > 0) pass the privacy budget gate first: a round that would\n"
                "  take the store past [privacy] epsilon_cap is refused before training, and the spend is\n"
                "  recorded in the local ledger before anything is sent (see storefl-agent budget).\n"
-               "  Local-mode rounds with sigma > 0 are declined: the local release needs the aggregator's\n"
-               "  grid step, which the round announcement does not carry yet.\n"
+               "  In local-mode rounds the agent itself clips the update to C, rounds it to the grid the\n"
+               "  round announces (step 2^-scale_bits) and adds discrete-Gaussian noise sigma*C from the\n"
+               "  CTR_DRBG before the update is encoded or written to the outbox; int8 uploads then carry\n"
+               "  the grid integers (scale = step), and num_examples is sent as 1 (the count is not\n"
+               "  noised). The local ledger charges the round with the store's own q (its self-sampling\n"
+               "  is secret from everyone else).\n"
                "\n"
                "OPTIONS\n"
                "  --config FILE  agent INI (see storefl-agent sync --help and docs/network.md)\n"
@@ -87,10 +92,41 @@ static int set_meta_u64(storefl_store *st, const char *key, uint64_t v) {
   return storefl_store_meta_set(st, key, buf);
 }
 
+/* Test-only (STOREFL_TEST_RECORD_CLEAN=DIR, never set in production): writes DIR/round-R.grid, the
+ * clean clipped update on the round's grid (n int64, native byte order), computed apart from the
+ * release by the same deterministic clip and rounding, so that a test can show what the outbox and
+ * the wire carry differs from it by the noise. It stays on the store's machine, like the raw data. */
+static int record_clean_for_test(const char *dir, const storefl_round_msg *round, const float *delta,
+                                 size_t n) {
+  float *copy = malloc(n ? n * sizeof *copy : 1);
+  int64_t *grid = malloc(n ? n * sizeof *grid : 1);
+  int rc = copy && grid ? STOREFL_OK : STOREFL_ERR_NOMEM;
+  if (!rc) {
+    memcpy(copy, delta, n * sizeof *copy);
+    storefl_dp_span sp = {copy, n};
+    rc = storefl_dp_clip(&sp, 1, round->clip_norm, NULL);
+    if (!rc)
+      rc = storefl_dp_to_grid(&sp, 1, ldexp(1.0, -(int)round->scale_bits), round->clip_norm, grid, NULL);
+  }
+  char path[4096];
+  FILE *f = NULL;
+  if (!rc) {
+    snprintf(path, sizeof path, "%s/round-%" PRIu64 ".grid", dir, round->round);
+    f = fopen(path, "wb");
+    rc = f && fwrite(grid, sizeof *grid, n, f) == n ? STOREFL_OK : STOREFL_ERR_IO;
+    if (f && fclose(f) != 0)
+      rc = STOREFL_ERR_IO;
+  }
+  free(copy);
+  free(grid);
+  return rc;
+}
+
 /* Trains on the store's data from the stored global model (which must be the round's base) and
- * enqueues the update. */
+ * enqueues the update. Local mode: the update is clipped, put on the round's grid and noised here,
+ * before it is encoded or written to the outbox - nothing un-noised leaves this function. */
 static int contribute(const storefl_agent_net_config *c, storefl_store *st, const storefl_round_msg *round,
-                      mbedtls_ctr_drbg_context *drbg) {
+                      mbedtls_ctr_drbg_context *drbg, storefl_rng *rng) {
   storefl_model *global = NULL, *delta = NULL;
   storefl_agent_data d;
   memset(&d, 0, sizeof d);
@@ -100,6 +136,7 @@ static int contribute(const storefl_agent_net_config *c, storefl_store *st, cons
   size_t body_len = 0;
   uint64_t version = 0;
   uint8_t digest[32];
+  int64_t *grid = NULL;
   int rc = storefl_agent_load_model(st, "global", &global, &version, digest);
   if (rc == 0 && version != round->model_version)
     rc = STOREFL_ERR_CONFLICT;
@@ -127,27 +164,52 @@ static int contribute(const storefl_agent_net_config *c, storefl_store *st, cons
       (rc = storefl_local_update(global, &td, &tc, delta, &n_examples)) != 0)
     goto out;
   /* Client-level clipping: everything this store sends in the round has L2 norm <= C. */
-  double ss = 0;
-  for (size_t i = 0; i < delta->numel; i++)
-    ss += (double)delta->block[i] * delta->block[i];
-  double norm = sqrt(ss);
-  if (norm > round->clip_norm && norm > 0)
-    storefl_model_scale(delta, (float)(round->clip_norm / norm * (1.0 - 1e-6)));
+  double norm = 0;
+  int local = round->mode == STOREFL_PRIVACY_LOCAL;
+  if (local) {
+    const char *rec = getenv("STOREFL_TEST_RECORD_CLEAN");
+    if (rec && *rec && (rc = record_clean_for_test(rec, round, delta->block, delta->numel)) != 0)
+      goto out;
+    /* Clip, grid 2^-scale_bits, discrete Gaussian sigma*C: the values in delta are now the release. */
+    storefl_dp_span sp = {delta->block, delta->numel};
+    grid = malloc(delta->numel ? delta->numel * sizeof *grid : 1);
+    rc = grid ? storefl_dp_privatize_local(rng, &sp, 1, round->clip_norm, round->noise_multiplier,
+                                           ldexp(1.0, -(int)round->scale_bits), grid, &norm)
+              : STOREFL_ERR_NOMEM;
+    if (rc) {
+      SFL_ERROR("run", "round %" PRIu64 ": local privatization failed: %s", round->round,
+                storefl_strerror(rc));
+      goto out;
+    }
+  } else {
+    double ss = 0;
+    for (size_t i = 0; i < delta->numel; i++)
+      ss += (double)delta->block[i] * delta->block[i];
+    norm = sqrt(ss);
+    if (norm > round->clip_norm && norm > 0)
+      storefl_model_scale(delta, (float)(round->clip_norm / norm * (1.0 - 1e-6)));
+  }
   /* Names and shapes in wire order come from the model message as received. */
   storefl_model_msg mm;
   if ((rc = storefl_store_get_model(st, "global", version, NULL, NULL, &blob, &blob_len)) != 0 ||
       (rc = storefl_model_decode(blob, blob_len, blob_len, &mm)) != 0)
     goto out;
-  rc = storefl_agent_encode_update(&mm, delta->block, delta->numel, c->store_id, round, n_examples, c->dtype,
-                                   drbg, &body, &body_len);
+  if (local)
+    rc = storefl_agent_encode_update_local(&mm, delta->block, grid, delta->numel, c->store_id, round,
+                                           c->dtype, &body, &body_len);
+  else
+    rc = storefl_agent_encode_update(&mm, delta->block, delta->numel, c->store_id, round, n_examples,
+                                     c->dtype, drbg, &body, &body_len);
   if (rc == 0)
     rc = storefl_store_outbox_enqueue(st, round->round, body, body_len, storefl_agent_now_ms(), NULL);
   if (rc == 0)
     SFL_INFO("run",
              "round %" PRIu64
-             ": trained on %zu purchases, update norm %.4g (clip %.4g), %zu bytes (%s) queued",
-             round->round, n_examples, norm, round->clip_norm, body_len, storefl_dtype_name(c->dtype));
+             ": trained on %zu purchases, update norm %.4g (clip %.4g)%s, %zu bytes (%s) queued",
+             round->round, n_examples, norm, round->clip_norm,
+             local ? ", noised on the grid (local mode)" : "", body_len, storefl_dtype_name(c->dtype));
 out:
+  free(grid);
   free(body);
   free(blob);
   storefl_model_free(delta);
@@ -168,14 +230,7 @@ static void maybe_join(const storefl_agent_net_config *c, storefl_store *st, con
   if (meta_u64(st, "decided_round", &decided) == 0 && decided >= r->round)
     return;
   int selected = 1;
-  if (r->mode == STOREFL_PRIVACY_LOCAL && r->noise_multiplier > 0) {
-    /* The local-mode release needs the aggregator's grid step, which the round announcement does not
-     * carry yet; never send an update without the noise the round requires. */
-    SFL_WARN("run",
-             "round %" PRIu64 ": local-mode noise (sigma %.3g) is not supported by this agent; declining",
-             r->round, r->noise_multiplier);
-    selected = 0;
-  } else if (r->noise_multiplier > 0) {
+  if (r->noise_multiplier > 0) {
     storefl_agent_gate g;
     memset(&g, 0, sizeof g);
     int rc = storefl_agent_budget_gate(st, rng, r, c->epsilon_cap, storefl_agent_now_ms() / 1000, &g);
@@ -202,7 +257,7 @@ static void maybe_join(const storefl_agent_net_config *c, storefl_store *st, con
   SFL_INFO("run", "round %" PRIu64 ": %s (q = %.3g, sigma = %.3g)", r->round,
            selected ? "selected" : "not taking part", r->participation_q, r->noise_multiplier);
   if (selected) {
-    int rc = contribute(c, st, r, drbg);
+    int rc = contribute(c, st, r, drbg, rng);
     if (rc && rc != STOREFL_ERR_CONFLICT)
       SFL_ERROR("run", "round %" PRIu64 ": no update: %s", r->round, storefl_strerror(rc));
   }

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "storefl/codec.h"
+#include "storefl/dp.h"
 #include "storefl/error.h"
 #include "storefl/log.h"
 
@@ -273,10 +274,11 @@ int storefl_quantize_i8_stochastic(const float *x, size_t n, int8_t *q, float *s
 
 /* ---- update encoding ---------------------------------------------------------------------------- */
 
-int storefl_agent_encode_update(const storefl_model_msg *model, const float *delta, size_t n,
-                                const char *store_id, const storefl_round_msg *round, uint64_t num_examples,
-                                storefl_dtype dtype, mbedtls_ctr_drbg_context *drbg, uint8_t **out,
-                                size_t *len) {
+/* grid == NULL: a clipped update, i8 by stochastic rounding. grid != NULL: a local-mode release on the
+ * round's grid (see storefl_agent_encode_update_local). */
+static int encode_update(const storefl_model_msg *model, const float *delta, const int64_t *grid, size_t n,
+                         const char *store_id, const storefl_round_msg *round, uint64_t num_examples,
+                         storefl_dtype dtype, mbedtls_ctr_drbg_context *drbg, uint8_t **out, size_t *len) {
   *out = NULL;
   *len = 0;
   size_t esz = storefl_dtype_size(dtype);
@@ -303,9 +305,9 @@ int storefl_agent_encode_update(const storefl_model_msg *model, const float *del
   u.num_examples = num_examples;
   u.mode = round->mode;
   u.clip_norm = round->clip_norm;
-  /* The noise actually added: this encoder adds none, so a local-mode round with sigma > 0 must be
-   * noised by the caller before (the privacy layer) and is refused by run until then. */
-  u.noise_multiplier = 0.0;
+  /* The noise actually added: none for a clipped update; the round's for a local release, which
+   * storefl_dp_privatize_local made before the values reached this encoder. */
+  u.noise_multiplier = grid ? round->noise_multiplier : 0.0;
   u.n_tensors = model->n_tensors;
   int rc = STOREFL_OK;
   size_t off = 0;
@@ -321,7 +323,10 @@ int storefl_agent_encode_update(const storefl_model_msg *model, const float *del
     t->scale = 1.0f;
     t->data = packed + off * esz;
     t->nbytes = (size_t)ne * esz;
-    if (dtype == STOREFL_DTYPE_I8)
+    if (dtype == STOREFL_DTYPE_I8 && grid) {
+      t->scale = (float)ldexp(1.0, -(int)round->scale_bits);
+      rc = storefl_dp_grid_to_i8(grid + off, (size_t)ne, (int8_t *)(packed + off), NULL);
+    } else if (dtype == STOREFL_DTYPE_I8)
       rc = storefl_quantize_i8_stochastic(delta + off, (size_t)ne, (int8_t *)(packed + off), &t->scale, drbg);
     else
       rc = storefl_tensor_pack(dtype, delta + off, (size_t)ne, packed + off * esz, NULL);
@@ -342,6 +347,21 @@ int storefl_agent_encode_update(const storefl_model_msg *model, const float *del
   }
   *out = body;
   return STOREFL_OK;
+}
+
+int storefl_agent_encode_update(const storefl_model_msg *model, const float *delta, size_t n,
+                                const char *store_id, const storefl_round_msg *round, uint64_t num_examples,
+                                storefl_dtype dtype, mbedtls_ctr_drbg_context *drbg, uint8_t **out,
+                                size_t *len) {
+  return encode_update(model, delta, NULL, n, store_id, round, num_examples, dtype, drbg, out, len);
+}
+
+int storefl_agent_encode_update_local(const storefl_model_msg *model, const float *delta, const int64_t *grid,
+                                      size_t n, const char *store_id, const storefl_round_msg *round,
+                                      storefl_dtype dtype, uint8_t **out, size_t *len) {
+  if (!grid || round->scale_bits < 1 || round->scale_bits > STOREFL_MAX_SCALE_BITS)
+    return STOREFL_ERR_INVALID;
+  return encode_update(model, delta, grid, n, store_id, round, 1, dtype, NULL, out, len);
 }
 
 /* ---- sync ----------------------------------------------------------------------------------------- */

@@ -73,6 +73,16 @@ int storefl_agent_encode_update(const storefl_model_msg *model, const float *del
                                 storefl_dtype dtype, mbedtls_ctr_drbg_context *drbg, uint8_t **out,
                                 size_t *len);
 
+/* The local-mode release: grid holds the n noised grid integers k_i that storefl_dp_privatize_local
+ * left in its work array, on the round's grid step = 2^-round->scale_bits; delta their values k_i * step
+ * (as it wrote them back). Encodes them exactly: f32 as is, f16 (exact while |k_i| < 2^11), i8 as
+ * q_i = k_i saturated to [-127, 127] with scale = step (storefl_dp_grid_to_i8; post-processing). The
+ * message declares noise_multiplier = round->noise_multiplier and num_examples = 1: the example count
+ * is not noised, so it is not released. Errors as storefl_agent_encode_update. */
+int storefl_agent_encode_update_local(const storefl_model_msg *model, const float *delta, const int64_t *grid,
+                                      size_t n, const char *store_id, const storefl_round_msg *round,
+                                      storefl_dtype dtype, uint8_t **out, size_t *len);
+
 /* ---- One exchange ------------------------------------------------------------------------------- */
 
 typedef struct storefl_sync_result {

@@ -183,13 +183,30 @@ static int handler(void *user, const char *section, const char *name, const char
     bad = parse_double(value, &c->delta);
   else if (KEY("privacy", "clip_tolerance"))
     bad = parse_double(value, &c->clip_tolerance);
-  else if (KEY("privacy", "signing_key")) {
+  else if (KEY("privacy", "signing_key") || KEY("privacy", "epsilon_cap")) {
+    /* One ledger configuration: these keys moved to [ledger]; silently accepting them would leave two
+     * spellings of the same policy to keep consistent. */
+    set_err(pc->err, pc->errlen, "[privacy] %s moved to [ledger] %s (see docs/privacy.md)", name,
+            strcmp(name, "signing_key") == 0 ? "key" : "epsilon_cap");
+    pc->failed = 1;
+    return 0;
+  } else if (KEY("ledger", "key")) {
     bad = strlen(value) >= sizeof c->signing_key;
     if (!bad)
       snprintf(c->signing_key, sizeof c->signing_key, "%s", value);
-  } else if (KEY("privacy", "epsilon_cap"))
+  } else if (KEY("ledger", "epsilon_cap"))
     bad = parse_double(value, &c->epsilon_cap);
-  else if (KEY("aggregation", "weight_cap"))
+  else if (KEY("ledger", "enrolment")) {
+    bad = strlen(value) >= sizeof c->enrolment;
+    if (!bad)
+      snprintf(c->enrolment, sizeof c->enrolment, "%s", value);
+  } else if (KEY("privacy", "local_scale_bits")) {
+    if (strcmp(value, "auto") == 0)
+      c->local_scale_bits = 0;
+    else
+      bad = parse_u32(value, &c->local_scale_bits) || c->local_scale_bits < 1 ||
+            c->local_scale_bits > STOREFL_MAX_SCALE_BITS;
+  } else if (KEY("aggregation", "weight_cap"))
     bad = parse_u64(value, &c->weight_cap);
   else if (KEY("aggregation", "scale_bits")) {
     uint32_t b;
@@ -215,7 +232,8 @@ static int handler(void *user, const char *section, const char *name, const char
     bad = storefl_log_parse_level(value, &c->log_level) != 0;
   else if (strcmp(section, "storage") == 0 || strcmp(section, "model") == 0 ||
            strcmp(section, "round") == 0 || strcmp(section, "privacy") == 0 ||
-           strcmp(section, "aggregation") == 0 || strcmp(section, "log") == 0) {
+           strcmp(section, "ledger") == 0 || strcmp(section, "aggregation") == 0 ||
+           strcmp(section, "log") == 0) {
     set_err(pc->err, pc->errlen, "unknown key [%s] %s", section, name);
     pc->failed = 1;
     return 0;
@@ -310,7 +328,7 @@ int storefl_agg_config_round_params(const storefl_agg_config *c, char *buf, size
       "participation_q = %.17g\non_short = %s\nmax_extensions = %u\nlocal_steps = %u\nlocal_lr = %.17g\n"
       "upload_dtype = %s\nmax_upload_bytes = %llu\n"
       "[privacy]\nmode = %s\nclip_norm = %.17g\nnoise_multiplier = %.17g\ndelta = %.17g\nclip_tolerance = "
-      "%.17g\n"
+      "%.17g\nlocal_scale_bits = %u\n"
       "[aggregation]\nweight_cap = %llu\nscale_bits = %d\noptimizer = %s\nserver_lr = %.17g\n"
       "adam_beta1 = %.17g\nadam_beta2 = %.17g\nadam_tau = %.17g\n",
       c->min_participants, c->target_participants, c->max_participants, (double)c->duration_ms / 1000.0,
@@ -318,9 +336,10 @@ int storefl_agg_config_round_params(const storefl_agg_config *c, char *buf, size
       c->local_steps, c->local_lr,
       storefl_dtype_name(c->upload_dtype) ? storefl_dtype_name(c->upload_dtype) : "?",
       (unsigned long long)c->max_upload_bytes, c->mode == STOREFL_PRIVACY_CENTRAL ? "central" : "local",
-      c->clip_norm, c->noise_multiplier, c->delta, c->clip_tolerance, (unsigned long long)c->weight_cap,
-      c->scale_bits, c->optimizer == STOREFL_AGG_FEDADAM ? "fedadam" : "fedavg", c->server_lr, c->adam_beta1,
-      c->adam_beta2, c->adam_tau);
+      c->clip_norm, c->noise_multiplier, c->delta, c->clip_tolerance, storefl_agg_config_local_scale_bits(c),
+      (unsigned long long)c->weight_cap, c->scale_bits,
+      c->optimizer == STOREFL_AGG_FEDADAM ? "fedadam" : "fedavg", c->server_lr, c->adam_beta1, c->adam_beta2,
+      c->adam_tau);
   return n < 0 || (size_t)n >= cap ? STOREFL_ERR_TOO_LARGE : STOREFL_OK;
 }
 
@@ -329,6 +348,26 @@ double storefl_agg_config_norm_bound(const storefl_agg_config *c, uint64_t d) {
   if (c->mode == STOREFL_PRIVACY_LOCAL)
     b += c->noise_multiplier * c->clip_norm * (sqrt((double)d) + 10.0);
   return b;
+}
+
+uint32_t storefl_agg_config_local_scale_bits(const storefl_agg_config *c) {
+  int top = c->scale_bits >= 1 && c->scale_bits <= STOREFL_MAX_SCALE_BITS ? c->scale_bits : 24;
+  if (c->local_scale_bits)
+    return c->local_scale_bits;
+  /* log2 of the noise wanted in grid units: i8 16..32, f16 64..128, f32 2^16..2^17 (see the header). */
+  int want = c->upload_dtype == STOREFL_DTYPE_F32 ? 16 : c->upload_dtype == STOREFL_DTYPE_F16 ? 6 : 4;
+  double sd = (c->noise_multiplier > 0 ? c->noise_multiplier : 1.0 / 16.0) * c->clip_norm;
+  if (!(sd > 0 && isfinite(sd)))
+    return (uint32_t)top;
+  /* s = sd * 2^b in [2^want, 2^(want+1)) <=> b = want - floor(log2(sd)) */
+  int e = 0;
+  (void)frexp(sd, &e); /* sd = m * 2^e with m in [0.5, 1): floor(log2(sd)) = e - 1 */
+  long b = (long)want - (e - 1);
+  if (b < 1)
+    b = 1;
+  if (b > top)
+    b = top;
+  return (uint32_t)b;
 }
 
 int storefl_agg_config_validate(const storefl_agg_config *c, char *err, size_t errlen) {
@@ -374,10 +413,12 @@ int storefl_agg_config_validate(const storefl_agg_config *c, char *err, size_t e
     FAIL("[privacy] noise_multiplier must be >= 0");
   if (!(c->delta > 0 && c->delta < 1))
     FAIL("[privacy] delta must be in (0, 1)");
-  if (!(c->epsilon_cap >= 0))
-    FAIL("[privacy] epsilon_cap must be >= 0 (0 = no cap)");
+  if (!(c->epsilon_cap >= 0 && c->epsilon_cap < 1e300))
+    FAIL("[ledger] epsilon_cap must be >= 0 (0 = no cap)");
   if (c->epsilon_cap > 0 && !c->signing_key[0])
-    FAIL("[privacy] epsilon_cap needs the ledger: set signing_key");
+    FAIL("[ledger] epsilon_cap needs the ledger: set [ledger] key");
+  if (c->enrolment[0] && !c->signing_key[0])
+    FAIL("[ledger] enrolment needs the ledger: set [ledger] key");
   if (!(c->clip_tolerance >= 0 && c->clip_tolerance <= 1))
     FAIL("[privacy] clip_tolerance must be in [0, 1]");
   if (c->weight_cap < 1 || c->weight_cap > ((uint64_t)1 << 20))
@@ -400,6 +441,25 @@ int storefl_agg_config_validate(const storefl_agg_config *c, char *err, size_t e
          "accumulator range %lld; lower scale_bits or weight_cap",
          c->scale_bits, storefl_agg_config_norm_bound(c, d), (unsigned long long)c->weight_cap, c->scale_bits,
          (long long)lim);
+  if (c->mode == STOREFL_PRIVACY_LOCAL) {
+    /* Local releases: the agent's values k * 2^-b must land exactly on the accumulator's grid (b <= S),
+     * its noise must be within the sampler's range, and the upload encoding must carry k exactly
+     * (f32: |k| < 2^24, f16: |k| < 2^11 and b <= 24) or saturate it only in the far tail (i8: 4 s <= 127). */
+    uint32_t b = storefl_agg_config_local_scale_bits(c);
+    double s = ldexp(c->noise_multiplier * c->clip_norm, (int)b);
+    double smax = c->upload_dtype == STOREFL_DTYPE_F32   ? 1048576.0
+                  : c->upload_dtype == STOREFL_DTYPE_F16 ? 128.0
+                                                         : 31.75;
+    if ((int)b > c->scale_bits)
+      FAIL("[privacy] local_scale_bits %u is finer than the accumulator's [aggregation] scale_bits %d", b,
+           c->scale_bits);
+    if (c->upload_dtype == STOREFL_DTYPE_F16 && b > 24)
+      FAIL("[privacy] local_scale_bits %u: float16 uploads carry grid values exactly only up to 24 bits", b);
+    if (c->noise_multiplier > 0 && !(s >= STOREFL_DGAUSS_MIN_SIGMA && s <= smax))
+      FAIL("[privacy] local noise of %.6g grid units (sigma*C*2^%u) is outside [2^-8, %.6g] for %s uploads; "
+           "set local_scale_bits = auto or a coarser grid",
+           s, b, smax, storefl_dtype_name(c->upload_dtype));
+  }
   if (c->mode == STOREFL_PRIVACY_CENTRAL && c->noise_multiplier > 0) {
     /* Central noise: sigma times the sensitivity of the integer weighted sum (see agg_service.h). */
     double sd = c->noise_multiplier *

@@ -67,8 +67,12 @@ struct storefl_agg {
   int acc_scale_bits;
   uint32_t acc_max;
   /* Built-in privacy (privacy module) when the caller gives no hook: the signed ledger appended in the
-   * closing transaction ([privacy] signing_key) and the per-store budget check ([privacy] epsilon_cap). */
+   * closing transaction ([ledger] key) and the per-store budget check ([ledger] epsilon_cap); the
+   * enrolled stores it charges in sampled rounds (storefl_agg_options.enrolled, copied). */
   storefl_signer *signer;
+  storefl_str *population;
+  char (*population_ids)[STOREFL_MAX_ID_LEN + 1];
+  uint32_t n_population;
 };
 
 static int64_t now_ms(storefl_agg *a) {
@@ -371,7 +375,32 @@ int storefl_agg_open(const storefl_agg_config *cfg, const storefl_agg_options *o
       a->priv = *opt->privacy;
   }
   a->opt.privacy = NULL;
+  a->opt.enrolled = NULL;
+  a->opt.n_enrolled = 0;
+  if (opt && opt->n_enrolled) {
+    int bad = !opt->enrolled || opt->n_enrolled > STOREFL_MAX_PARTICIPANTS;
+    a->population = bad ? NULL : calloc(opt->n_enrolled, sizeof *a->population);
+    a->population_ids = bad ? NULL : calloc(opt->n_enrolled, sizeof *a->population_ids);
+    for (size_t i = 0; !bad && a->population && a->population_ids && i < opt->n_enrolled; i++) {
+      size_t l = opt->enrolled[i] ? strlen(opt->enrolled[i]) : 0;
+      bad = !storefl_store_id_valid(opt->enrolled[i], l);
+      if (!bad) {
+        memcpy(a->population_ids[i], opt->enrolled[i], l + 1);
+        a->population[i].ptr = a->population_ids[i];
+        a->population[i].len = l;
+      }
+    }
+    if (bad || !a->population || !a->population_ids) {
+      free(a->population);
+      free(a->population_ids);
+      free(a);
+      return bad ? STOREFL_ERR_INVALID : STOREFL_ERR_NOMEM;
+    }
+    a->n_population = (uint32_t)opt->n_enrolled;
+  }
   if (pthread_mutex_init(&a->mu, NULL)) {
+    free(a->population);
+    free(a->population_ids);
     free(a);
     return STOREFL_ERR_INTERNAL;
   }
@@ -417,6 +446,8 @@ void storefl_agg_close(storefl_agg *a) {
     return;
   agg_db_close(a->db);
   storefl_signer_free(a->signer);
+  free(a->population);
+  free(a->population_ids);
   storefl_rng_free(a->rng);
   storefl_accum_free(a->acc);
   blob_unref(a->model_body);
@@ -489,6 +520,9 @@ static void fill_round_msg(const storefl_agg *a, storefl_round_msg *m) {
   m->local_lr = a->cfg.local_lr;
   m->upload_dtype = a->cfg.upload_dtype;
   m->max_upload_bytes = a->cfg.max_upload_bytes;
+  /* Local mode: the grid the agents release their noised updates on; central: the accumulator's. */
+  m->scale_bits = a->cfg.mode == STOREFL_PRIVACY_LOCAL ? storefl_agg_config_local_scale_bits(&a->cfg)
+                                                       : (uint32_t)a->cfg.scale_bits;
 }
 
 static int respond_receipt(storefl_agg_response *resp, const agg_receipt_row *r, int duplicate) {
@@ -670,6 +704,8 @@ static int end_round(storefl_agg *a, int close, int on_deadline) {
         memcpy(lr.model_digest, res.model_digest, sizeof lr.model_digest);
         lr.n_participants = res.n_participants;
         lr.participants = res.participants;
+        lr.n_population = a->n_population;
+        lr.population = a->population;
         uint64_t index = 0;
         rc = storefl_ledger_append(a->db, a->signer, &lr, &index);
         if (!rc)

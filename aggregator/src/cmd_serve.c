@@ -8,11 +8,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include "serve_ledger.h"
 #include "storefl/agg_config.h"
 #include "storefl/agg_service.h"
 #include "storefl/cli.h"
 #include "storefl/coap_server.h"
+#include "storefl/enrolment.h"
 #include "storefl/error.h"
 #include "storefl/log.h"
 #include "storefl/parse.h"
@@ -26,8 +26,6 @@ typedef struct serve_config {
   unsigned max_sessions, idle_timeout_s, max_handshakes, block_size, max_uploads, busy_max_age_s;
   int q_block;
   char psk_keys[PATHLEN], psk_hint[128], ca[PATHLEN], cert[PATHLEN], key[PATHLEN];
-  char ledger_key[PATHLEN]; /* [ledger] key: signing key; empty = no ledger */
-  double epsilon_cap;       /* [ledger] epsilon_cap: per-store cap, <= 0 = none */
   char err[300];
 } serve_config;
 
@@ -85,15 +83,6 @@ static int on_ini(void *user, const char *section, const char *name, const char 
     else if (!strcmp(name, "key"))
       bad = copy_str(c->key, sizeof c->key, value);
     else
-      bad = 2;
-  } else if (strcmp(section, "ledger") == 0) {
-    if (!strcmp(name, "key"))
-      bad = copy_str(c->ledger_key, sizeof c->ledger_key, value);
-    else if (!strcmp(name, "epsilon_cap")) {
-      char *end;
-      c->epsilon_cap = strtod(value, &end);
-      bad = end == value || *end || !(c->epsilon_cap >= 0 && c->epsilon_cap < 1e300);
-    } else
       bad = 2;
   }
   if (bad) {
@@ -217,12 +206,17 @@ static void usage(FILE *out) {
                "  stops the server cleanly (the database is closed; acknowledged updates are durable).\n"
                "\n"
                "OPTIONS\n"
-               "  --config FILE       aggregator INI: the service's sections (docs/aggregator.md) and the\n"
+               "  --config FILE       aggregator INI: the service's sections (docs/aggregator.md), the\n"
                "                      transport's [server] and [dtls] sections (docs/network.md), and\n"
-               "                      [ledger]: key = the ECDSA P-256 signing key of the audit ledger\n"
-               "                      (created 0600 if missing; each closed round appends a signed entry,\n"
-               "                      see storefl-aggregator audit), epsilon_cap = per-store cap (an\n"
-               "                      update that would pass it gets 4.03; 0 or absent: no cap)\n"
+               "                      [ledger] (docs/privacy.md): key = the ECDSA P-256 signing key of\n"
+               "                      the audit ledger (created 0600 if missing; each closed round\n"
+               "                      appends a signed entry, see storefl-aggregator audit);\n"
+               "                      epsilon_cap = per-store cap (an update that would pass it gets\n"
+               "                      4.03; 0 or absent: no cap); enrolment = FILE of store ids, one\n"
+               "                      per line (mode 0600). In rounds with sampling (q < 1) the ledger\n"
+               "                      charges every enrolled store: the enrolment file if given, else\n"
+               "                      the stores of [dtls] psk_keys. With a ledger, q < 1 and neither,\n"
+               "                      serve refuses to start.\n"
                "  --listen HOST:PORT  overrides [server] listen (default 127.0.0.1:5684)\n"
                "  --insecure-dev      plaintext CoAP without DTLS, for development only: there is no\n"
                "                      authentication, the store id is taken from a \"store=ID\" URI query.\n"
@@ -337,49 +331,64 @@ int storefl_cmd_serve(int argc, char **argv) {
   memset(&ao, 0, sizeof ao);
   ao.notify = on_changed;
   ao.notify_ctx = &a;
-  storefl_serve_ledger *ledger = NULL;
-  storefl_agg_privacy hooks;
-  if (sc.ledger_key[0]) {
-    if (storefl_serve_ledger_open(sc.ledger_key, cfg.db_path, sc.epsilon_cap, &ledger, &hooks, err,
-                                  sizeof err) != 0) {
-      fprintf(stderr, "storefl-aggregator serve: %s\n", err);
+  /* The ledger ([ledger] key, epsilon_cap) is the service's own (agg_service.c). Its enrolment list -
+   * the stores a sampled round charges whether selected or not - is the [ledger] enrolment file, else
+   * the PSK keys file. */
+  storefl_enrolment enrol;
+  memset(&enrol, 0, sizeof enrol);
+  const char **enrolled = NULL;
+  size_t n_enrolled = 0;
+  if (cfg.signing_key[0] && cfg.enrolment[0]) {
+    if (storefl_enrolment_load(cfg.enrolment, &enrol, err, sizeof err) != 0) {
+      fprintf(stderr, "storefl-aggregator serve: [ledger] enrolment: %s\n", err);
       storefl_psk_table_free(psk);
       return STOREFL_EXIT_FAIL;
     }
-    /* The PSK keys file is the enrolment list: with sampling every enrolled store is charged each
-     * round. (Certificate-only deployments have no list; their stores are charged from first sight.) */
-    size_t n_enrolled = storefl_psk_table_count(psk);
-    const char **enrolled = calloc(n_enrolled ? n_enrolled : 1, sizeof *enrolled);
-    int enrol_rc = enrolled ? STOREFL_OK : STOREFL_ERR_NOMEM;
-    for (size_t i = 0; enrol_rc == STOREFL_OK && i < n_enrolled; i++)
-      enrolled[i] = storefl_psk_table_id(psk, i);
-    if (enrol_rc == STOREFL_OK)
-      enrol_rc = storefl_serve_ledger_set_population(ledger, enrolled, n_enrolled);
-    free(enrolled);
-    if (enrol_rc != STOREFL_OK) {
-      fprintf(stderr, "storefl-aggregator serve: cannot record the enrolled stores: %s\n",
-              storefl_strerror(enrol_rc));
-      storefl_serve_ledger_close(ledger);
-      storefl_psk_table_free(psk);
-      return STOREFL_EXIT_FAIL;
-    }
-    ao.privacy = &hooks;
+    n_enrolled = enrol.n;
+  } else if (cfg.signing_key[0]) {
+    n_enrolled = storefl_psk_table_count(psk);
   }
-  int rc = storefl_agg_open(&cfg, &ao, &a.agg);
-  if (rc != 0) {
-    fprintf(stderr, "storefl-aggregator serve: cannot open the service (%s): %s\n", cfg.db_path,
-            storefl_strerror(rc));
-    storefl_serve_ledger_close(ledger);
+  if (cfg.signing_key[0] && cfg.participation_q < 1.0 && n_enrolled == 0) {
+    fprintf(stderr,
+            "storefl-aggregator serve: [round] participation_q = %g claims amplification by sampling, so the "
+            "ledger must charge every enrolled store each round, but there is no enrolment list: set "
+            "[ledger] enrolment = FILE (store ids, one per line, mode 0600) or use [dtls] psk_keys\n",
+            cfg.participation_q);
+    storefl_enrolment_free(&enrol);
     storefl_psk_table_free(psk);
     return STOREFL_EXIT_FAIL;
   }
+  if (n_enrolled) {
+    enrolled = calloc(n_enrolled, sizeof *enrolled);
+    if (!enrolled) {
+      fprintf(stderr, "storefl-aggregator serve: out of memory\n");
+      storefl_enrolment_free(&enrol);
+      storefl_psk_table_free(psk);
+      return STOREFL_EXIT_FAIL;
+    }
+    for (size_t i = 0; i < n_enrolled; i++)
+      enrolled[i] = enrol.n ? enrol.ids[i] : storefl_psk_table_id(psk, i);
+    ao.enrolled = enrolled;
+    ao.n_enrolled = n_enrolled;
+  }
+  int rc = storefl_agg_open(&cfg, &ao, &a.agg);
+  free(enrolled);
+  storefl_enrolment_free(&enrol);
+  if (rc != 0) {
+    fprintf(stderr, "storefl-aggregator serve: cannot open the service (%s): %s\n", cfg.db_path,
+            storefl_strerror(rc));
+    storefl_psk_table_free(psk);
+    return STOREFL_EXIT_FAIL;
+  }
+  if (cfg.signing_key[0])
+    SFL_INFO("serve", "ledger %s: %zu enrolled store(s) (%s), cap %g", cfg.signing_key, n_enrolled,
+             cfg.enrolment[0] ? cfg.enrolment : "the PSK keys file", cfg.epsilon_cap);
   storefl_server_service svc = {&a, svc_model, svc_round, svc_status, svc_update, svc_tick};
   storefl_server *srv = NULL;
   rc = storefl_server_open(&so, &svc, &srv, err, sizeof err);
   if (rc != 0) {
     fprintf(stderr, "storefl-aggregator serve: %s\n", err);
     storefl_agg_close(a.agg);
-    storefl_serve_ledger_close(ledger);
     storefl_psk_table_free(psk);
     return STOREFL_EXIT_FAIL;
   }
@@ -402,7 +411,6 @@ int storefl_cmd_serve(int argc, char **argv) {
   SFL_INFO("serve", "stopping (%s)", rc ? "I/O error" : "signal");
   storefl_server_close(srv);
   storefl_agg_close(a.agg);
-  storefl_serve_ledger_close(ledger);
   storefl_psk_table_free(psk);
   return rc ? STOREFL_EXIT_FAIL : STOREFL_EXIT_OK;
 }

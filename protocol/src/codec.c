@@ -133,6 +133,7 @@ enum {
   RK_LOCAL_LR,
   RK_UPLOAD_DTYPE,
   RK_MAX_UPLOAD,
+  RK_SCALE_BITS,
   RK_N
 };
 
@@ -146,7 +147,8 @@ static int round_check(const storefl_round_msg *m) {
   if (!state_ok(m->state) || !mode_ok(m->mode))
     return STOREFL_ERR_INVALID;
   if (!(m->participation_q > 0 && m->participation_q <= 1) || !(m->clip_norm > 0) ||
-      m->noise_multiplier < 0 || !(m->delta > 0 && m->delta < 1) || m->local_lr < 0)
+      m->noise_multiplier < 0 || !(m->delta > 0 && m->delta < 1) || m->local_lr < 0 || m->scale_bits < 1 ||
+      m->scale_bits > STOREFL_MAX_SCALE_BITS)
     return STOREFL_ERR_INVALID;
   if (!storefl_dtype_size(m->upload_dtype))
     return STOREFL_ERR_FORMAT;
@@ -193,6 +195,8 @@ int storefl_round_encode(const storefl_round_msg *m, uint8_t *buf, size_t cap, s
   wr_uint(&w, (uint64_t)m->upload_dtype);
   wr_uint(&w, RK_MAX_UPLOAD);
   wr_uint(&w, m->max_upload_bytes);
+  wr_uint(&w, RK_SCALE_BITS);
+  wr_uint(&w, m->scale_bits);
   return wr_result(&w, buf, len);
 }
 
@@ -260,6 +264,9 @@ int storefl_round_decode(const uint8_t *buf, size_t len, size_t max_len, storefl
       break;
     case RK_MAX_UPLOAD:
       TRY(rd_uint(&r, &out->max_upload_bytes));
+      break;
+    case RK_SCALE_BITS:
+      TRY(rd_uint32(&r, &out->scale_bits));
       break;
     }
   }

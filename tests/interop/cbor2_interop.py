@@ -123,9 +123,9 @@ def check(d):
         check_tensors(u[8], dt, f"update_{dn}")
 
     raw, r = load("round")
-    check_keys(r, 17, "round")
-    want = [None, 7, 1, 42, digest(2), 1795000000123, 0.25, 2, 1.0, 1.1, 1e-5, 3, 100, 20, 0.05, I8, 8 << 20]
-    for k in range(1, 17):
+    check_keys(r, 18, "round")
+    want = [None, 7, 1, 42, digest(2), 1795000000123, 0.25, 2, 1.0, 1.1, 1e-5, 3, 100, 20, 0.05, I8, 8 << 20, 12]
+    for k in range(1, 18):
         expect(r[k] == want[k] and type(r[k]) is type(want[k]), f"round key {k}: {r[k]!r} != {want[k]!r}")
     for v in (0.25, 1.0, 1.1, 1e-5, 0.05):
         check_float64(raw, v, "round")
@@ -188,7 +188,7 @@ def write(d):
         dump(f"update_{dn}", {0: 1, 8: tensors_py(dt), 1: "store-0042.eu_west", 2: 7, 3: 42, 4: 12345, 5: 1,
                               6: 0.5, 7: 0.8})
     rnd = {0: 1, 1: 7, 2: 1, 3: 42, 4: digest(2), 5: 1795000000123, 6: 0.25, 7: 2, 8: 1.0, 9: 1.1, 10: 1e-5,
-           11: 3, 12: 100, 13: 20, 14: 0.05, 15: I8, 16: 8 << 20}
+           11: 3, 12: 100, 13: 20, 14: 0.05, 15: I8, 16: 8 << 20, 17: 12}
     dump("round", rnd, canonical=True)  # shortest floats: 0.25 and 1.0 become float16
     dump("receipt", {6: True, 5: 5, 4: -1, 3: digest(3), 2: 7, 1: "S1", 0: 1})
     dump("error", {0: 1, 1: 503, 2: "unavailable", 3: "disk full \u2014 retry later", 4: 30})

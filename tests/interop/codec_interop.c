@@ -194,7 +194,7 @@ static int cmd_read(const char *dir) {
   CHECK(r.noise_multiplier == rw.noise_multiplier && r.delta == rw.delta && r.local_lr == rw.local_lr);
   CHECK(r.min_participants == rw.min_participants && r.target_participants == rw.target_participants);
   CHECK(r.local_steps == rw.local_steps && r.upload_dtype == rw.upload_dtype);
-  CHECK(r.max_upload_bytes == rw.max_upload_bytes);
+  CHECK(r.max_upload_bytes == rw.max_upload_bytes && r.scale_bits == rw.scale_bits);
   free(buf);
 
   storefl_receipt_msg c, cw;

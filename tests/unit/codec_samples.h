@@ -94,6 +94,7 @@ static inline void sample_round(storefl_round_msg *m) {
   m->local_lr = 0.05;
   m->upload_dtype = STOREFL_DTYPE_I8;
   m->max_upload_bytes = (uint64_t)8 << 20;
+  m->scale_bits = 12;
 }
 
 static inline void sample_update(storefl_update_msg *m, storefl_dtype dt) {

@@ -147,6 +147,33 @@ static void test_published_tf_privacy_accountant_tests(void **state) {
   assert_true(e <= 8.509656);
 }
 
+/* Abadi, Chu, Goodfellow, McMahan, Mironov, Talwar, Zhang, "Deep Learning with Differential
+ * Privacy", CCS 2016 (arXiv:1607.00133), Sec. 3.1: "with L = 0.01N, sigma = 4, delta = 1e-5, and
+ * T = 10000, we have epsilon ~ 1.26 using the moments accountant" (2 decimals printed). Their moments
+ * accountant is RDP at integer orders: the lambda-th log moment alpha(lambda) = lambda * RDP(lambda+1),
+ * lambda = 1..32, converted with delta = min_lambda exp(alpha(lambda) - lambda * eps), i.e. the classic
+ * conversion eps = RDP(a) + log(1/delta)/(a-1) over orders a = 2..33; their sampling is Poisson with
+ * q = L/N = 0.01. Reproduced in that setting: 1.2586 (best order 20). storefl's default (fractional
+ * orders, tighter conversion) gives 1.035 for the same mechanism.
+ * Not reproduced: the same section's E = 400 epochs value, 2.55 - the same procedure gives 2.576 and
+ * no order set or conversion we tried gives 2.55 (see docs/privacy.md); and the MNIST budgets of
+ * Sec. 5.2 ((0.5, 2, 8) at delta 1e-5 for sigma = 8, 4, 2 with L = 600), which also charge the PCA
+ * projection (sigma_p) and stop at epoch counts the text does not print (read off Fig. 3). */
+static void test_published_abadi_2016(void **state) {
+  (void)state;
+  double orders[32], e, best;
+  for (int i = 0; i < 32; i++)
+    orders[i] = 2 + i;
+  storefl_accountant_opts o = {orders, 32, 1};
+  assert_int_equal(storefl_dp_epsilon(0.01, 4.0, 10000, 1e-5, &o, &e, &best), STOREFL_OK);
+  if (!(fabs(e - 1.26) <= 0.005))
+    fail_msg("Abadi et al. 2016: eps %.5f (order %g), published 1.26", e, best);
+  /* The tighter default can only be lower (same RDP, better conversion, more orders). */
+  double d;
+  assert_int_equal(storefl_dp_epsilon(0.01, 4.0, 10000, 1e-5, NULL, &d, NULL), STOREFL_OK);
+  assert_true(d < e);
+}
+
 static void test_zero_and_plain_gaussian(void **state) {
   (void)state;
   double e, r;
@@ -229,6 +256,7 @@ int main(void) {
       cmocka_unit_test(test_reference_vectors),
       cmocka_unit_test(test_published_tf_privacy_mnist),
       cmocka_unit_test(test_published_tf_privacy_accountant_tests),
+      cmocka_unit_test(test_published_abadi_2016),
       cmocka_unit_test(test_zero_and_plain_gaussian),
       cmocka_unit_test(test_invariants),
       cmocka_unit_test(test_calibration_inverts_epsilon),

@@ -34,7 +34,7 @@ static int64_t fake_now(void *ctx) {
   (void)ctx;
   return g_now;
 }
-static const storefl_agg_options CLOCK = {fake_now, NULL, NULL, NULL, NULL};
+static const storefl_agg_options CLOCK = {fake_now, NULL, NULL, NULL, NULL, NULL, 0};
 
 static storefl_dtype dtype_of(int s) {
   static const storefl_dtype d[3] = {STOREFL_DTYPE_I8, STOREFL_DTYPE_F16, STOREFL_DTYPE_F32};
@@ -864,6 +864,52 @@ static void test_builtin_ledger_and_budget(void **state) {
   tu_rmdir(dir);
 }
 
+/* One ledger configuration: the built-in ledger charges the enrolled stores (storefl_agg_options.enrolled,
+ * what serve passes from [ledger] enrolment or the PSK file) in a sampled round, selected or not, with
+ * the amplified q; a store outside the list that never sent anything is not charged. */
+static void test_builtin_ledger_charges_enrolled(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char dir[64];
+  tu_config(&c, dir, sizeof dir);
+  c.noise_multiplier = 1.0;
+  c.participation_q = 0.5; /* closes on its deadline only */
+  snprintf(c.signing_key, sizeof c.signing_key, "%s/aggregator.key", dir);
+  const char *enrolled[] = {"store-000", "store-001", "store-002", "store-009", "absent.store"};
+  storefl_agg_options o = CLOCK;
+  o.enrolled = enrolled;
+  o.n_enrolled = 5;
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &o, &a), STOREFL_OK);
+  for (int s = 0; s < 3; s++)
+    assert_int_equal(post(a, &g_up[0][s], NULL), 204);
+  g_now += c.duration_ms;
+  storefl_agg_tick(a);
+  storefl_agg_close(a);
+  double rdp[STOREFL_BUDGET_ORDERS] = {0}, want;
+  assert_int_equal(storefl_budget_add_round(rdp, 0.5, 1.0), STOREFL_OK);
+  assert_int_equal(storefl_budget_epsilon(rdp, c.delta, &want), STOREFL_OK);
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(c.db_path, &db), SQLITE_OK);
+  const char *charged[] = {"store-000", "store-002", "store-009", "absent.store"};
+  for (int i = 0; i < 4; i++) {
+    double eps = -1;
+    assert_int_equal(storefl_ledger_store_epsilon(db, charged[i], c.delta, &eps), STOREFL_OK);
+    if (!(fabs(eps - want) <= 1e-9 * want))
+      fail_msg("%s: epsilon %g, want %g (q = 0.5, sigma = 1, one round)", charged[i], eps, want);
+  }
+  double eps = -1;
+  assert_int_equal(storefl_ledger_store_epsilon(db, "store-005", c.delta, &eps), STOREFL_OK);
+  assert_true(eps == 0);
+  sqlite3_close(db);
+  /* An invalid id in the list is refused at open. */
+  const char *bad[] = {"store-000", "no spaces"};
+  o.enrolled = bad;
+  o.n_enrolled = 2;
+  assert_int_equal(storefl_agg_open(&c, &o, &a), STOREFL_ERR_INVALID);
+  tu_rmdir(dir);
+}
+
 static void exec_sql(const char *path, const char *sql) {
   sqlite3 *db = NULL;
   assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
@@ -1032,6 +1078,103 @@ static void test_fedadam_deterministic_and_pruning(void **state) {
   assert_memory_equal(d[0], d[1], STOREFL_DIGEST_LEN);
 }
 
+/* The local-mode grid: auto puts the agents' noise at 16..32 grid units for i8, 64..128 for f16 and
+ * 2^16..2^17 for f32, never finer than the accumulator; explicit values are checked against the
+ * accumulator grid and the upload encoding; the round message announces it. */
+static void test_local_grid_config(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char err[256] = "";
+  struct {
+    const char *ini;
+    int rc;
+    uint32_t bits;
+  } cases[] = {
+      {"[privacy]\nnoise_multiplier = 1\nclip_norm = 1\n", STOREFL_OK, 4},               /* i8: s = 16 */
+      {"[privacy]\nnoise_multiplier = 1\nclip_norm = 0.1\n", STOREFL_OK, 8},             /* s = 25.6 */
+      {"[privacy]\nnoise_multiplier = 3\nclip_norm = 1\n", STOREFL_OK, 3},               /* s = 24 */
+      {"[round]\nupload_dtype = f16\n[privacy]\nnoise_multiplier = 1\n", STOREFL_OK, 6}, /* s = 64 */
+      {"[round]\nupload_dtype = f32\n[privacy]\nnoise_multiplier = 1\n", STOREFL_OK, 16},
+      {"[round]\nupload_dtype = f32\n[privacy]\nnoise_multiplier = 1\n[aggregation]\nscale_bits = 12\n",
+       STOREFL_OK, 12},                                     /* never finer than the accumulator */
+      {"[privacy]\nnoise_multiplier = 0\n", STOREFL_OK, 8}, /* no noise: as if sigma = 1/16 */
+      {"[privacy]\nnoise_multiplier = 1\nlocal_scale_bits = 2\n", STOREFL_OK, 2},
+      {"[privacy]\nnoise_multiplier = 1\nlocal_scale_bits = 6\n", STOREFL_ERR_INVALID, 0}, /* i8: s = 64 */
+      {"[round]\nupload_dtype = f32\n[privacy]\nlocal_scale_bits = 30\n", STOREFL_ERR_INVALID, 0},
+      {"[privacy]\nlocal_scale_bits = 0\n", STOREFL_ERR_INVALID, 0},
+      {"[privacy]\nlocal_scale_bits = auto\n", STOREFL_OK, 4},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char ini[512];
+    snprintf(ini, sizeof ini, "[model]\ntensor = a:4\n%s", cases[i].ini);
+    storefl_agg_config_defaults(&c);
+    int rc = storefl_agg_config_load_string(ini, &c, err, sizeof err);
+    if (rc != cases[i].rc)
+      fail_msg("case %zu: rc %d (%s)", i, rc, err);
+    if (rc == STOREFL_OK)
+      assert_int_equal(storefl_agg_config_local_scale_bits(&c), cases[i].bits);
+  }
+  /* The announcement carries it, and a restored round's parameters keep it. */
+  char dir[] = "/tmp/storefl-aggloc-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  storefl_agg_config_defaults(&c);
+  assert_int_equal(storefl_agg_config_load_string("[model]\ntensor = a:4\n[privacy]\nnoise_multiplier = 2\n"
+                                                  "clip_norm = 0.5\n",
+                                                  &c, err, sizeof err),
+                   STOREFL_OK);
+  snprintf(c.db_path, sizeof c.db_path, "%s/agg.db", dir);
+  storefl_agg *a = NULL;
+  assert_int_equal(storefl_agg_open(&c, &CLOCK, &a), STOREFL_OK);
+  storefl_agg_response resp;
+  assert_int_equal(storefl_agg_handle_round(a, &resp), STOREFL_OK);
+  storefl_round_msg rm;
+  assert_int_equal(storefl_round_decode(resp.body, resp.body_len, resp.body_len, &rm), STOREFL_OK);
+  assert_int_equal(rm.mode, STOREFL_PRIVACY_LOCAL);
+  assert_int_equal(rm.scale_bits, 4); /* sigma C = 1: s = 16 */
+  storefl_agg_response_release(&resp);
+  char params[4096];
+  assert_int_equal(storefl_agg_config_round_params(&c, params, sizeof params), STOREFL_OK);
+  assert_non_null(strstr(params, "local_scale_bits = 4\n"));
+  storefl_agg_close(a);
+  tu_rmdir(dir);
+}
+
+/* [ledger] is the one place for the ledger's key, cap and enrolment; the old [privacy] spelling is
+ * refused with a message that names the new key. */
+static void test_ledger_config_section(void **state) {
+  (void)state;
+  storefl_agg_config c;
+  char err[256] = "";
+  storefl_agg_config_defaults(&c);
+  assert_int_equal(
+      storefl_agg_config_load_string("[model]\ntensor = a:4\n[ledger]\nkey = k.pem\nepsilon_cap = 3\n"
+                                     "enrolment = stores.txt\n",
+                                     &c, err, sizeof err),
+      STOREFL_OK);
+  assert_string_equal(c.signing_key, "k.pem");
+  assert_true(c.epsilon_cap == 3.0);
+  assert_string_equal(c.enrolment, "stores.txt");
+  const char *old[] = {"[privacy]\nsigning_key = k.pem\n", "[privacy]\nepsilon_cap = 3\n"};
+  const char *want[] = {"[ledger] key", "[ledger] epsilon_cap"};
+  for (int i = 0; i < 2; i++) {
+    char ini[256];
+    snprintf(ini, sizeof ini, "[model]\ntensor = a:4\n%s", old[i]);
+    storefl_agg_config_defaults(&c);
+    assert_int_equal(storefl_agg_config_load_string(ini, &c, err, sizeof err), STOREFL_ERR_INVALID);
+    if (!strstr(err, want[i]))
+      fail_msg("message '%s' does not name %s", err, want[i]);
+  }
+  const char *refused[] = {"[ledger]\nepsilon_cap = 3\n", "[ledger]\nenrolment = s.txt\n",
+                           "[ledger]\ntypo = 1\n", "[ledger]\nkey = k\nepsilon_cap = -1\n"};
+  for (int i = 0; i < 4; i++) {
+    char ini[256];
+    snprintf(ini, sizeof ini, "[model]\ntensor = a:4\n%s", refused[i]);
+    storefl_agg_config_defaults(&c);
+    if (storefl_agg_config_load_string(ini, &c, err, sizeof err) != STOREFL_ERR_INVALID)
+      fail_msg("accepted: %s", refused[i]);
+  }
+}
+
 static void test_config_file(void **state) {
   (void)state;
   storefl_agg_config c;
@@ -1122,6 +1265,9 @@ int main(void) {
       cmocka_unit_test(test_ledger_hook_atomic),
       cmocka_unit_test(test_fedadam_deterministic_and_pruning),
       cmocka_unit_test(test_config_file),
+      cmocka_unit_test(test_local_grid_config),
+      cmocka_unit_test(test_builtin_ledger_charges_enrolled),
+      cmocka_unit_test(test_ledger_config_section),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -403,6 +403,14 @@ static void test_encoder_validation(void **state) {
   sample_round(&r);
   r.delta = 1.0;
   assert_int_equal(storefl_round_encode(&r, buf, sizeof buf, &len), STOREFL_ERR_INVALID);
+  /* The grid step of local-mode releases: 2^-1 .. 2^-60, nothing else. */
+  sample_round(&r);
+  r.scale_bits = 0;
+  assert_int_equal(storefl_round_encode(&r, buf, sizeof buf, &len), STOREFL_ERR_INVALID);
+  r.scale_bits = STOREFL_MAX_SCALE_BITS + 1;
+  assert_int_equal(storefl_round_encode(&r, buf, sizeof buf, &len), STOREFL_ERR_INVALID);
+  r.scale_bits = STOREFL_MAX_SCALE_BITS;
+  assert_int_equal(storefl_round_encode(&r, buf, sizeof buf, &len), STOREFL_OK);
   storefl_error_msg e;
   sample_error(&e);
   e.coap_code = 205;

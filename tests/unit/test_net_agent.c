@@ -263,11 +263,69 @@ static void update_roundtrip(void **state) {
   storefl_agent_drbg_free(drbg);
 }
 
+/* Local mode: the released grid integers travel exactly (f32, f16; i8 as q = k with scale = step,
+ * saturated at +-127), with the round's sigma declared and num_examples withheld (1). */
+static void update_local_release(void **state) {
+  (void)state;
+  storefl_model_msg m;
+  memset(&m, 0, sizeof m);
+  m.n_tensors = 1;
+  m.tensors[0].name = (storefl_str){"w", 1};
+  m.tensors[0].ndim = 1;
+  m.tensors[0].shape[0] = 8;
+  const int64_t k[8] = {-300, -127, -5, 0, 1, 64, 127, 1000};
+  storefl_round_msg r;
+  memset(&r, 0, sizeof r);
+  r.round = 3;
+  r.model_version = 2;
+  r.mode = STOREFL_PRIVACY_LOCAL;
+  r.clip_norm = 1.0;
+  r.noise_multiplier = 1.5;
+  r.scale_bits = 6;
+  float d[8];
+  for (int i = 0; i < 8; i++)
+    d[i] = (float)ldexp((double)k[i], -6);
+  storefl_dtype dts[3] = {STOREFL_DTYPE_F32, STOREFL_DTYPE_F16, STOREFL_DTYPE_I8};
+  for (int t = 0; t < 3; t++) {
+    uint8_t *body = NULL;
+    size_t len = 0;
+    assert_int_equal(storefl_agent_encode_update_local(&m, d, k, 8, "s1", &r, dts[t], &body, &len), 0);
+    storefl_update_msg u;
+    assert_int_equal(storefl_update_decode(body, len, len, &u), 0);
+    assert_int_equal(u.num_examples, 1);
+    assert_true(u.noise_multiplier == 1.5);
+    assert_int_equal(u.mode, STOREFL_PRIVACY_LOCAL);
+    float back[8];
+    assert_int_equal(storefl_tensor_to_f32(&u.tensors[0], back, 8), 0);
+    for (int i = 0; i < 8; i++) {
+      int64_t want = k[i];
+      if (dts[t] == STOREFL_DTYPE_I8)
+        want = want > 127 ? 127 : want < -127 ? -127 : want;
+      assert_true(back[i] == (float)ldexp((double)want, -6));
+    }
+    if (dts[t] == STOREFL_DTYPE_I8)
+      assert_true(u.tensors[0].scale == 0.015625f);
+    free(body);
+  }
+  uint8_t *body = NULL;
+  size_t len = 0;
+  assert_int_equal(
+      storefl_agent_encode_update_local(&m, d, NULL, 8, "s1", &r, STOREFL_DTYPE_F32, &body, &len),
+      STOREFL_ERR_INVALID);
+  r.scale_bits = 0;
+  assert_int_equal(storefl_agent_encode_update_local(&m, d, k, 8, "s1", &r, STOREFL_DTYPE_F32, &body, &len),
+                   STOREFL_ERR_INVALID);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(quantize_unbiased), cmocka_unit_test(quantize_edges),
-      cmocka_unit_test(backoff_jitter),    cmocka_unit_test(psk_table),
-      cmocka_unit_test(hostport),          cmocka_unit_test(update_roundtrip),
+      cmocka_unit_test(update_local_release),
+      cmocka_unit_test(quantize_unbiased),
+      cmocka_unit_test(quantize_edges),
+      cmocka_unit_test(backoff_jitter),
+      cmocka_unit_test(psk_table),
+      cmocka_unit_test(hostport),
+      cmocka_unit_test(update_roundtrip),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,7 @@
  * Aggregator configuration (INI, libinih). Every key, its default and meaning: docs/aggregator.md;
  * example: configs/aggregator.ini.
  *
- * Sections read here: [storage], [model], [round], [privacy], [aggregation], [log]. Keys in those
+ * Sections read here: [storage], [model], [round], [privacy], [ledger], [aggregation], [log]. Keys in those
  * sections that are not known are errors (a typo must not silently fall back to a default). Other
  * sections (e.g. [server], [dtls] of the transport) are left to their owners and ignored here.
  */
@@ -63,9 +63,15 @@ typedef struct storefl_agg_config {
   double clip_norm;        /* C */
   double noise_multiplier; /* sigma */
   double delta;
-  double clip_tolerance;                  /* relative slack on C for quantization error (e.g. 0.01) */
-  char signing_key[STOREFL_AGG_PATH_MAX]; /* ledger key (ECDSA P-256 PEM, 0600); empty = no ledger */
-  double epsilon_cap;                     /* per-store cumulative epsilon cap at delta; 0 = none */
+  double clip_tolerance; /* relative slack on C for quantization error (e.g. 0.01) */
+  /* Local mode: grid 2^-local_scale_bits of the agents' noised releases, announced in the round
+   * message; 0 = auto (storefl_agg_config_local_scale_bits). */
+  uint32_t local_scale_bits;
+  /* [ledger] - the one ledger configuration (key, cap, enrolment). The former [privacy] signing_key
+   * and epsilon_cap are refused with a message naming these keys. */
+  char signing_key[STOREFL_AGG_PATH_MAX]; /* [ledger] key: ECDSA P-256 PEM, 0600; empty = no ledger */
+  double epsilon_cap;                     /* [ledger] epsilon_cap: per-store cap at delta; 0 = none */
+  char enrolment[STOREFL_AGG_PATH_MAX];   /* [ledger] enrolment: store ids file (storefl/enrolment.h) */
   /* [aggregation] */
   uint64_t weight_cap; /* per-store weight = min(num_examples, weight_cap) */
   int scale_bits;      /* fixed-point grid 2^-scale_bits */
@@ -105,6 +111,13 @@ int storefl_agg_config_validate(const storefl_agg_config *cfg, char *err, size_t
  * C*(1+tol) + sigma*C*(sqrt(d)+10), a bound the agent's Gaussian noise exceeds with probability
  * below exp(-50) (concentration of the chi distribution). d = number of coordinates. */
 double storefl_agg_config_norm_bound(const storefl_agg_config *cfg, uint64_t d);
+
+/* The grid (scale bits b, step 2^-b) announced for local-mode releases. Configured, or auto: the b
+ * (at most the accumulator's scale_bits, so that the accumulator sums the released values exactly)
+ * that puts the agent's noise s = sigma*C*2^b in [16, 32) grid units for i8 uploads (int8 = the grid
+ * integer, saturating beyond 4 s), [64, 128) for f16 (exact below 2048) and [2^16, 2^17) for f32
+ * (exact below 2^24). Without noise the same rule with sigma = 1/16. Always in [1, scale_bits]. */
+uint32_t storefl_agg_config_local_scale_bits(const storefl_agg_config *cfg);
 
 #ifdef __cplusplus
 }

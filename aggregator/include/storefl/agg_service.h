@@ -76,6 +76,11 @@ typedef struct storefl_agg_options {
   void (*notify)(void *ctx, unsigned changed);
   void *notify_ctx;
   const storefl_agg_privacy *privacy; /* copied; may be NULL */
+  /* The enrolled stores (valid ids, at most STOREFL_MAX_PARTICIPANTS; copied at open): with the
+   * built-in ledger ([ledger] key) every round with sampling (q < 1) charges each of them, selected
+   * or not. NULL/0: only the stores the ledger has already seen and the round's participants. */
+  const char *const *enrolled;
+  size_t n_enrolled;
 } storefl_agg_options;
 
 typedef struct storefl_agg storefl_agg;

@@ -22,6 +22,7 @@
 #define STOREFL_MAX_ID_LEN 64    /* store ids: [A-Za-z0-9._-]{1,64} */
 #define STOREFL_DIGEST_LEN 32    /* SHA-256 */
 #define STOREFL_MAX_PARTICIPANTS 4096 /* ids listed in one ledger entry */
+#define STOREFL_MAX_SCALE_BITS 60     /* finest fixed-point grid, 2^-60 (round scale_bits) */
 
 /* Element encodings, numbered by their RFC 8746 typed-array tag. */
 typedef enum storefl_dtype {
@@ -86,6 +87,11 @@ typedef struct storefl_round_msg {
   double local_lr;
   storefl_dtype upload_dtype;         /* encoding the aggregator asks for */
   uint64_t max_upload_bytes;
+  /* Grid of the released values, step 2^-scale_bits (1..60). In local mode the agent clips, rounds
+   * to this grid and adds discrete-Gaussian noise in grid units (storefl_dp_privatize_local), so
+   * every value it sends is an exact multiple of the step; the aggregator's accumulator grid is at
+   * least as fine, so it sums them exactly. In central mode: the accumulator's own grid. */
+  uint32_t scale_bits;
 } storefl_round_msg;
 
 /* POST /v1/update */
