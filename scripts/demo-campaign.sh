@@ -12,9 +12,15 @@
 #      process is left. Ctrl-C stops everything too.
 # Usage: scripts/demo-campaign.sh [--stores N] [--rounds R] [--q Q] [--epsilon-cap E]
 #          [--round-s S] [--port P] [--work DIR] [--small] [--summary FILE] [--dtype i8|f16|f32]
-#          [--aggregator-cap E]
+#          [--aggregator-cap E] [--mode central|local] [--by customer|country] [--weight-cap W]
+#          [--per-store]
 #   Defaults: 40 stores, 8 rounds, q 0.5, epsilon cap 8 (delta 1e-5), 12 s rounds, port 21000,
-#   work dir build/demo, int8 uploads. --small: a smaller model (B = 2^12 buckets, d = 16).
+#   work dir build/demo, int8 uploads, central DP, customers as stores, weight cap 1000.
+#   --small: a smaller model (B = 2^12 buckets, d = 16). --epsilon-cap inf: no noise (sigma 0).
+#   --mode local: each agent adds its own noise (sigma calibrated at q = 1: no amplification).
+#   --by country: the export's countries are the stores (use --stores 38 for all of them); it
+#   implies --per-store: quality over each store's own events, and each store's share of the
+#   aggregation weight (min(examples, weight cap) per update, from the aggregator's log).
 #   The aggregator's cap ([ledger] epsilon_cap) is the stores' cap unless --aggregator-cap is given.
 #   Environment: STOREFL_DATA_DIR (default ../shared/data relative to the repository),
 #   STOREFL_BUILD (default build), STOREFL_DEMO_LOCAL=1 adds the local-only baseline,
@@ -23,7 +29,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 stores=40 rounds=8 q=0.5 cap=8 delta=1e-5 round_s=12 port=21000 work="$repo/build/demo" small=0
-summary="" dtype=i8 agg_cap=""
+summary="" dtype=i8 agg_cap="" mode=central by=customer weight_cap=1000 per_store=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --stores) stores=$2; shift 2 ;;
@@ -37,10 +43,17 @@ while [ $# -gt 0 ]; do
     --summary) summary=$2; shift 2 ;;
     --dtype) dtype=$2; shift 2 ;;
     --aggregator-cap) agg_cap=$2; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --mode) mode=$2; shift 2 ;;
+    --by) by=$2; shift 2 ;;
+    --weight-cap) weight_cap=$2; shift 2 ;;
+    --per-store) per_store=1; shift ;;
+    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo-campaign: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+case "$mode" in central|local) ;; *) echo "demo-campaign: --mode is central or local" >&2; exit 2 ;; esac
+case "$by" in customer|country) ;; *) echo "demo-campaign: --by is customer or country" >&2; exit 2 ;; esac
+[ "$by" = country ] && per_store=1
 if [ "$port" -lt 21000 ] || [ "$port" -gt 21999 ]; then
   echo "demo-campaign: --port must be in 21000-21999" >&2
   exit 2
@@ -91,17 +104,20 @@ mkdir -p "$work"
 cd "$work"
 
 # ---- 1. Plan ----------------------------------------------------------------------------------
-echo "== plan: $stores stores, $rounds rounds, q = $q, epsilon cap $cap per store (delta $delta)"
+echo "== plan: $stores stores (by $by), $rounds rounds, q = $q, epsilon cap $cap per store (delta $delta), $mode DP"
 "$agent" campaign plan --data "$csv" --stores "$stores" --rounds "$rounds" --q "$q" \
-  --epsilon-cap "$cap" --delta "$delta" --ids-out ids.txt >plan.env
+  --epsilon-cap "$cap" --delta "$delta" --ids-out ids.txt --by "$by" --mode "$mode" >plan.env
 # shellcheck disable=SC1091,SC2154 # plan.env sets cut, adapt_end, sigma, ... (campaign plan)
 . ./plan.env
 echo "   few-shot split: cut $cut, stores hold every clean line before $adapt_end UTC"
-echo "   stores: the $stores largest customers ($largest_lines .. $smallest_lines clean lines each)"
-echo "   central DP: noise multiplier sigma = $sigma (accountant: epsilon $epsilon_planned after $rounds rounds)"
+echo "   stores: the $stores largest ${by}s ($largest_lines .. $smallest_lines clean lines each)"
+echo "   $mode DP: noise multiplier sigma = $sigma (accountant: epsilon $epsilon_planned after $rounds rounds)"
+# inf: no noise; neither the aggregator's ledger nor the agents have a cap (0 = none).
+num_cap=$cap
+[ "$cap" = inf ] && num_cap=0
 
 # ---- 2. Stores, keys, configurations ----------------------------------------------------------
-"$agent" partition --data "$csv" --by customer --min-lines "$min_lines" --before "$adapt_end" \
+"$agent" partition --data "$csv" --by "$by" --min-lines "$min_lines" --before "$adapt_end" \
   --out stores >partition.log 2>&1 || { cat partition.log >&2; exit 1; }
 mapfile -t ids <ids.txt
 for id in "${ids[@]}"; do
@@ -109,6 +125,9 @@ for id in "${ids[@]}"; do
 done
 echo "   $(tail -1 partition.log | sed 's/^partition: //')"
 "$repo/scripts/make-dev-keys.sh" keys "${ids[@]}" observer >/dev/null
+# The signed ledger records (epsilon, delta) per round: a campaign without noise has no ledger.
+ledger_keys=$'[ledger]\nkey = '"$work/keys/ledger.key"$'\nepsilon_cap = '"${agg_cap:-$num_cap}"
+[ "$cap" = inf ] && ledger_keys=""
 if [ "$small" = 1 ]; then model_keys=$'buckets = 4096\ndim = 16\nhidden = 32'; else model_keys=""; fi
 cat >aggregator.ini <<INI
 [storage]
@@ -128,20 +147,18 @@ local_steps = 10
 local_lr = 0.005
 upload_dtype = $dtype
 [privacy]
-mode = central
+mode = $mode
 clip_norm = 1.0
 noise_multiplier = $sigma
 delta = $delta
 [aggregation]
-weight_cap = 1000
+weight_cap = $weight_cap
 [server]
 listen = 127.0.0.1:$port
 max_sessions = 256
 [dtls]
 psk_keys = $work/keys/psk.keys
-[ledger]
-key = $work/keys/ledger.key
-epsilon_cap = ${agg_cap:-$cap}
+$ledger_keys
 [log]
 level = info
 INI
@@ -159,7 +176,7 @@ psk_key = $work/keys/stores/$id.psk
 [upload]
 dtype = $dtype
 [privacy]
-epsilon_cap = $cap
+epsilon_cap = $num_cap
 INI
 done
 
@@ -169,9 +186,10 @@ pids+=($!)
 for _ in $(seq 100); do grep -q listening aggregator.log && break; sleep 0.1; done
 grep -q listening aggregator.log || { echo "demo-campaign: the aggregator did not start:" >&2; tail aggregator.log >&2; exit 1; }
 watch_args=(--config "$work/observer.ini" --data "$csv" --stores-dir "$work/stores" --ids "$work/ids.txt" --rounds "$rounds"
-  --epsilon-cap "$cap" --timeout-s $((rounds * (round_s * 4 + 30) + 60)))
+  --epsilon-cap "$cap" --by "$by" --timeout-s $((rounds * (round_s * 4 + 30) + 60)))
 [ -n "$summary" ] && watch_args+=(--summary "$summary")
 [ "${STOREFL_DEMO_LOCAL:-0}" = 1 ] && watch_args+=(--local)
+[ "$per_store" = 1 ] && watch_args+=(--per-store)
 # The observer first (so that it sees round 1), in the background so that Ctrl-C reaches this
 # script's trap at once.
 start_observer() {
@@ -215,20 +233,36 @@ if [ "$watch_rc" != 0 ]; then
   tail -5 watch.err >&2
   tail -5 aggregator.log >&2
 fi
+if [ "$per_store" = 1 ]; then
+  # Unbalanced stores: the aggregation weight each got (weight = min(num_examples, weight_cap)).
+  echo
+  echo "aggregation weight per store (weight cap $weight_cap; from the aggregator's accepted updates):"
+  awk '/update accepted:/ {
+         for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "store") s = kv[2]; if (kv[1] == "weight") w = kv[2] }
+         tot += w; sw[s] += w; n[s]++; if (w > mx[s]) mx[s] = w }
+       END { for (s in sw) printf "%s %d %d %d\n", s, n[s], mx[s], sw[s] }' aggregator.log |
+    sort -k4,4nr -k1,1 | awk -v tot=0 '{ line[NR] = $0; tot += $4 } END {
+      printf "%-24s %7s %10s %8s\n", "store", "updates", "max weight", "share"
+      for (i = 1; i <= NR; i++) { split(line[i], f, " "); printf "%-24s %7d %10d %7.2f%%\n", f[1], f[2], f[3], tot ? 100 * f[4] / tot : 0 } }'
+fi
 echo
 echo "aggregator log: $work/aggregator.log; rounds and models: $agg rounds --db $work/aggregator.db"
-"$agg" audit pubkey --key "$work/keys/ledger.key" -o "$work/ledger-pub.pem" >/dev/null 2>&1 || true
-if "$agg" audit export --db "$work/aggregator.db" --format html --cap "$cap" -o "$work/audit.html" >audit.log 2>&1; then
-  echo "audit report (HTML): $work/audit.html"
+if [ "$cap" = inf ]; then
+  echo "no noise (epsilon inf): no privacy ledger"
 else
-  echo "audit report: export failed (see $work/audit.log)"
-fi
-echo "verify the ledger: $agg audit verify --db $work/aggregator.db --pubkey $work/ledger-pub.pem"
-if "$agg" audit verify --db "$work/aggregator.db" --pubkey "$work/ledger-pub.pem" >verify.log 2>&1; then
-  echo "   -> $(tail -1 verify.log)"
-else
-  echo "   -> FAILED: $(tail -1 verify.log)"
-  [ "$watch_rc" = 0 ] && watch_rc=1
+  "$agg" audit pubkey --key "$work/keys/ledger.key" -o "$work/ledger-pub.pem" >/dev/null 2>&1 || true
+  if "$agg" audit export --db "$work/aggregator.db" --format html --cap "$cap" -o "$work/audit.html" >audit.log 2>&1; then
+    echo "audit report (HTML): $work/audit.html"
+  else
+    echo "audit report: export failed (see $work/audit.log)"
+  fi
+  echo "verify the ledger: $agg audit verify --db $work/aggregator.db --pubkey $work/ledger-pub.pem"
+  if "$agg" audit verify --db "$work/aggregator.db" --pubkey "$work/ledger-pub.pem" >verify.log 2>&1; then
+    echo "   -> $(tail -1 verify.log)"
+  else
+    echo "   -> FAILED: $(tail -1 verify.log)"
+    [ "$watch_rc" = 0 ] && watch_rc=1
+  fi
 fi
 echo "stopped ${#pids[@]} processes; left running: $left; total time $(elapsed) s"
 [ "$left" = 0 ] || exit 1

@@ -31,10 +31,12 @@ static void usage(FILE *out) {
           "\n"
           "SYNOPSIS\n"
           "  storefl-agent campaign plan --data FILE.csv[.gz] --stores N --rounds R --q Q\n"
-          "                              --epsilon-cap E [--delta D] [--ids-out FILE]\n"
+          "                              --epsilon-cap E|inf [--delta D] [--ids-out FILE]\n"
+          "                              [--by customer|country] [--mode central|local]\n"
           "  storefl-agent campaign watch --config OBSERVER.ini --data FILE.csv[.gz] --stores-dir DIR\n"
-          "                               --ids FILE --rounds R [--epsilon-cap E] [--timeout-s S]\n"
-          "                               [--summary FILE.json] [--local]\n"
+          "                               --ids FILE --rounds R [--epsilon-cap E|inf] [--timeout-s S]\n"
+          "                               [--summary FILE.json] [--local] [--by customer|country]\n"
+          "                               [--per-store]\n"
           "\n"
           "DESCRIPTION\n"
           "  The two halves of the federated demo (scripts/demo-campaign.sh). Both use the evaluation's\n"
@@ -48,9 +50,15 @@ static void usage(FILE *out) {
           "  Gaussian mechanism with participation probability Q stay within the epsilon cap E at delta\n"
           "  D (the privacy accountant's calibration, aimed at E(1 - 1e-6) so that the aggregator's\n"
           "  own budget check never refuses the last round over rounding; with Q = 1 every store is\n"
-          "  counted in every round).\n"
-          "  The stores are the N eligible customers (>= 20 clean lines before the cut) with the most\n"
-          "  clean lines before adapt_end; their ids go to --ids-out, one per line.\n"
+          "  counted in every round). In local mode (--mode local) each store's noisy update is seen\n"
+          "  by the aggregator, so sampling does not amplify: sigma is calibrated for R rounds at q = 1\n"
+          "  (the worst case: a store drawn in every round). With --epsilon-cap inf there is no noise:\n"
+          "  sigma=0 and epsilon_planned=inf.\n"
+          "  The stores are the N eligible customers (>= 20 clean lines before the cut), or with --by\n"
+          "  country the N countries, with the most clean lines before adapt_end (clients without any\n"
+          "  line before it are skipped); their ids go to --ids-out, one per line, spelled as\n"
+          "  'storefl-agent partition' names the stores (characters outside [A-Za-z0-9._-] become _,\n"
+          "  so United Kingdom is United_Kingdom).\n"
           "\n"
           "  watch connects to the aggregator as an observer (its own DTLS identity; it never uploads),\n"
           "  follows GET /v1/round by Observe, fetches each new global model by ETag and, for every\n"
@@ -58,8 +66,9 @@ static void usage(FILE *out) {
           "  model and of the personalised models (each store adapts the global model's head on its own\n"
           "  training window, as storefl-agent personalize does) over the held-out events of the\n"
           "  watched stores, epsilon spent per store (max and median; the accountant composed over the\n"
-          "  rounds: with q < 1 every store is charged every round, since not being sampled is part of\n"
-          "  the mechanism; with q = 1 only the rounds it took part in), bytes up (the acknowledged\n"
+          "  rounds: in central mode with q < 1 every store is charged every round, since not being\n"
+          "  sampled is part of the mechanism; with q = 1, and in local mode, only the rounds it took\n"
+          "  part in; without noise epsilon is inf), bytes up (the acknowledged\n"
           "  update bodies in the stores' outboxes) and down (the round's base model, once per store\n"
           "  that holds it), and the round's wall time as the observer saw it. Participation and bytes\n"
           "  are read from the stores' SQLite files (read-only; the agents keep writing them). After R\n"
@@ -72,7 +81,12 @@ static void usage(FILE *out) {
           "  --rounds R         plan: rounds to calibrate for; watch: stop after R closed rounds\n"
           "  --q Q              plan: participation probability in (0, 1]\n"
           "  --epsilon-cap E    epsilon cap per store (plan: calibration target; watch: shown, and\n"
-          "                     exit status 1 if a store goes past it)\n"
+          "                     exit status 1 if a store goes past it); inf: no noise, no cap\n"
+          "  --by customer|country\n"
+          "                     the clients that are stores (default customer; country: the\n"
+          "                     export's countries, very unequal in size)\n"
+          "  --mode central|local\n"
+          "                     plan: the privacy mode sigma is calibrated for (default central)\n"
           "  --delta D          plan: delta of the accounting (default 1e-5)\n"
           "  --ids-out FILE     plan: write the chosen store ids there\n"
           "  --config FILE      watch: an agent INI for the observer ([agent] store_id and db,\n"
@@ -82,6 +96,8 @@ static void usage(FILE *out) {
           "  --timeout-s S      watch: give up after S seconds (default 600)\n"
           "  --summary FILE     watch: also write every figure as one JSON object\n"
           "  --local            watch: add the local-only baseline (each store trains alone)\n"
+          "  --per-store        watch: also the final NDCG@10 / HR@10 of TF-IDF and of the campaign's\n"
+          "                     global and personalised models over each store's own events\n"
           "  --help             print this text\n"
           "\n"
           "EXIT STATUS\n"
@@ -91,7 +107,9 @@ static void usage(FILE *out) {
           "  storefl-agent campaign plan --data online_retail.csv.gz --stores 40 --rounds 8 --q 0.5 \\\n"
           "      --epsilon-cap 8 --ids-out ids.txt\n"
           "  storefl-agent campaign watch --config observer.ini --data online_retail.csv.gz \\\n"
-          "      --stores-dir stores --ids ids.txt --rounds 8 --epsilon-cap 8\n");
+          "      --stores-dir stores --ids ids.txt --rounds 8 --epsilon-cap 8\n"
+          "  storefl-agent campaign plan --data online_retail.csv.gz --by country --stores 38 \\\n"
+          "      --rounds 8 --q 1 --epsilon-cap 8 --ids-out ids.txt\n");
 }
 
 static volatile sig_atomic_t stop_flag;
@@ -125,8 +143,42 @@ static int parse_ulong(const char *v, unsigned long *out) {
   return 0;
 }
 
-/* Loads the export and builds the few-shot customers split. */
-static int load_split(const char *data, storefl_eval_data **d, storefl_eval_split **s) {
+/* An epsilon cap: a positive number, or inf (no noise, no cap). */
+static int parse_cap(const char *v, double *out) {
+  if (!strcmp(v, "inf") || !strcmp(v, "infinity")) {
+    *out = INFINITY;
+    return 0;
+  }
+  return parse_double(v, out) || !(*out > 0) ? -1 : 0;
+}
+
+/* customer|country -> the split's clients. */
+static int parse_by(const char *v, storefl_eval_clients *out) {
+  if (!strcmp(v, "customer"))
+    *out = STOREFL_EVAL_CUSTOMERS;
+  else if (!strcmp(v, "country"))
+    *out = STOREFL_EVAL_COUNTRIES;
+  else
+    return -1;
+  return 0;
+}
+
+/* A client's store id as 'storefl-agent partition' names its file (cmd_partition.c file_name_for):
+ * characters outside [A-Za-z0-9._-] (and a leading '.') become '_'. */
+static void store_id_for(const char *client, char *buf, size_t len) {
+  size_t n = 0;
+  for (const char *p = client; *p && n + 1 < len && n < STOREFL_MAX_ID_LEN; p++) {
+    char ch = *p;
+    int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+             ch == '_' || (ch == '.' && n > 0);
+    buf[n++] = ok ? ch : '_';
+  }
+  buf[n] = '\0';
+}
+
+/* Loads the export and builds the few-shot split of customers or countries. */
+static int load_split(const char *data, storefl_eval_clients by, storefl_eval_data **d,
+                      storefl_eval_split **s) {
   char err[512] = {0};
   int rc = storefl_eval_data_load(data, NULL, d, err, sizeof err);
   if (rc) {
@@ -135,7 +187,7 @@ static int load_split(const char *data, storefl_eval_data **d, storefl_eval_spli
   }
   storefl_eval_split_opts so;
   memset(&so, 0, sizeof so);
-  so.clients = STOREFL_EVAL_CUSTOMERS;
+  so.clients = by;
   so.regime = STOREFL_EVAL_FEW_SHOT;
   so.period = STOREFL_EVAL_TEST;
   if ((rc = storefl_eval_split_build(*d, &so, s)) != 0) {
@@ -164,9 +216,18 @@ static int cmd_plan(int argc, char **argv) {
   const char *data = NULL, *ids_out = NULL, *v;
   unsigned long n_stores = 0, rounds = 0;
   double q = -1, cap = -1, delta = 1e-5;
+  storefl_eval_clients by = STOREFL_EVAL_CUSTOMERS;
+  int local = 0;
   for (int i = 2; i < argc; i++) {
     int m;
-    if ((m = storefl_cmd_opt(argc, argv, &i, "--data", &v)) != 0) {
+    if ((m = storefl_cmd_opt(argc, argv, &i, "--by", &v)) != 0) {
+      if (m < 0 || parse_by(v, &by))
+        goto bad;
+    } else if ((m = storefl_cmd_opt(argc, argv, &i, "--mode", &v)) != 0) {
+      if (m < 0 || (strcmp(v, "central") && strcmp(v, "local")))
+        goto bad;
+      local = !strcmp(v, "local");
+    } else if ((m = storefl_cmd_opt(argc, argv, &i, "--data", &v)) != 0) {
       if (m < 0)
         return STOREFL_EXIT_USAGE;
       data = v;
@@ -184,7 +245,7 @@ static int cmd_plan(int argc, char **argv) {
       if (m < 0 || parse_double(v, &q) || !(q > 0 && q <= 1))
         goto bad;
     } else if ((m = storefl_cmd_opt(argc, argv, &i, "--epsilon-cap", &v)) != 0) {
-      if (m < 0 || parse_double(v, &cap) || !(cap > 0))
+      if (m < 0 || parse_cap(v, &cap))
         goto bad;
     } else if ((m = storefl_cmd_opt(argc, argv, &i, "--delta", &v)) != 0) {
       if (m < 0 || parse_double(v, &delta) || !(delta > 0 && delta < 1))
@@ -198,23 +259,28 @@ static int cmd_plan(int argc, char **argv) {
     fprintf(stderr, "campaign plan: --data, --stores, --rounds, --q and --epsilon-cap are required\n");
     return STOREFL_EXIT_USAGE;
   }
-  double sigma = 0;
-  /* A hair under the cap: the aggregator's budget check recomputes epsilon by its own composition,
-   * and a last round landing on the cap to the last bit could be refused over rounding. */
-  int rc = storefl_dp_calibrate_sigma(q, cap * (1 - 1e-6), rounds, delta, NULL, &sigma);
-  if (rc) {
-    fprintf(stderr, "campaign plan: no noise multiplier reaches epsilon %g in %lu rounds (q %g): %s\n", cap,
-            rounds, q, storefl_strerror(rc));
-    return STOREFL_EXIT_FAIL;
-  }
-  double eps = 0;
-  if ((rc = storefl_dp_epsilon(q, sigma, rounds, delta, NULL, &eps, NULL)) != 0) {
-    fprintf(stderr, "campaign plan: accountant: %s\n", storefl_strerror(rc));
-    return STOREFL_EXIT_FAIL;
+  double sigma = 0, eps = INFINITY;
+  /* Local mode: the aggregator sees which stores sent a noisy update, so there is no amplification
+   * by sampling; the agents charge q = 1 for each round they take part in (budget.c). */
+  double q_cal = local ? 1.0 : q;
+  int rc;
+  if (isfinite(cap)) {
+    /* A hair under the cap: the aggregator's budget check recomputes epsilon by its own composition,
+     * and a last round landing on the cap to the last bit could be refused over rounding. */
+    rc = storefl_dp_calibrate_sigma(q_cal, cap * (1 - 1e-6), rounds, delta, NULL, &sigma);
+    if (rc) {
+      fprintf(stderr, "campaign plan: no noise multiplier reaches epsilon %g in %lu rounds (q %g): %s\n", cap,
+              rounds, q_cal, storefl_strerror(rc));
+      return STOREFL_EXIT_FAIL;
+    }
+    if ((rc = storefl_dp_epsilon(q_cal, sigma, rounds, delta, NULL, &eps, NULL)) != 0) {
+      fprintf(stderr, "campaign plan: accountant: %s\n", storefl_strerror(rc));
+      return STOREFL_EXIT_FAIL;
+    }
   }
   storefl_eval_data *d = NULL;
   storefl_eval_split *s = NULL;
-  if (load_split(data, &d, &s))
+  if (load_split(data, by, &d, &s))
     return STOREFL_EXIT_FAIL;
   client_count *cc = calloc(s->nclients ? s->nclients : 1, sizeof *cc);
   if (!cc) {
@@ -229,6 +295,8 @@ static int cmd_plan(int argc, char **argv) {
       cc[s->line_client[i]].lines++;
   qsort(cc, s->nclients, sizeof *cc, cmp_count_desc);
   size_t n = n_stores < s->nclients ? n_stores : s->nclients;
+  while (n > 0 && cc[n - 1].lines == 0) /* partition writes no store for a client without lines */
+    n--;
   int ret = STOREFL_EXIT_OK;
   if (ids_out) {
     FILE *f = fopen(ids_out, "w");
@@ -236,8 +304,11 @@ static int cmd_plan(int argc, char **argv) {
       fprintf(stderr, "campaign plan: cannot write %s\n", ids_out);
       ret = STOREFL_EXIT_FAIL;
     } else {
-      for (size_t i = 0; i < n; i++)
-        fprintf(f, "%s\n", s->client_names[cc[i].client]);
+      for (size_t i = 0; i < n; i++) {
+        char id[STOREFL_MAX_ID_LEN + 1];
+        store_id_for(s->client_names[cc[i].client], id, sizeof id);
+        fprintf(f, "%s\n", id);
+      }
       if (fclose(f) != 0) {
         fprintf(stderr, "campaign plan: cannot write %s\n", ids_out);
         ret = STOREFL_EXIT_FAIL;
@@ -250,10 +321,19 @@ static int cmd_plan(int argc, char **argv) {
   /* partition's cleaning also drops lines without a description: leave it a margin so that every
    * chosen store is written (extra stores are harmless; only the chosen ones get an agent). */
   size_t min_lines = n ? cc[n - 1].lines * 9 / 10 : 1;
+  char capbuf[32], epsbuf[32];
+  if (isfinite(cap)) {
+    snprintf(capbuf, sizeof capbuf, "%g", cap);
+    snprintf(epsbuf, sizeof epsbuf, "%.6f", eps);
+  } else {
+    snprintf(capbuf, sizeof capbuf, "inf");
+    snprintf(epsbuf, sizeof epsbuf, "inf");
+  }
   printf("cut='%s'\nadapt_end='%s'\nstores=%zu\nmin_lines=%zu\nlargest_lines=%zu\nsmallest_lines=%zu\n"
-         "sigma=%.10g\nq=%g\nrounds=%lu\ndelta=%g\nepsilon_cap=%g\nepsilon_planned=%.6f\n",
+         "sigma=%.10g\nq=%g\nrounds=%lu\ndelta=%g\nepsilon_cap=%s\nepsilon_planned=%s\nmode=%s\nby=%s\n",
          cut, adapt, n, min_lines ? min_lines : 1, n ? cc[0].lines : 0, n ? cc[n - 1].lines : 0, sigma, q,
-         rounds, delta, cap, eps);
+         rounds, delta, capbuf, epsbuf, local ? "local" : "central",
+         by == STOREFL_EVAL_COUNTRIES ? "country" : "customer");
   free(cc);
   storefl_eval_split_free(s);
   storefl_eval_data_free(d);
@@ -276,6 +356,7 @@ typedef struct store_info {
 typedef struct round_rec {
   uint64_t round, base_version;
   double q, sigma, delta;
+  int local;  /* local-mode round: charged to its participants at q = 1 */
   int closed; /* 1 closed (a new model), 0 abandoned, -1 ended unseen (charged as closed) */
   unsigned participants;
   uint64_t bytes_up, bytes_down;
@@ -362,11 +443,16 @@ static int charge_round(watch_ctx *w, const round_rec *rec, const uint8_t *part,
   int rc = 0;
   for (size_t i = 0; i < w->n && !rc; i++) {
     store_info *s = &w->stores[i];
-    if (rec->q < 1.0 || part[i]) {
-      if ((rc = storefl_rdp_compose(rec->q, rec->sigma, 1, w->orders, w->n_orders, s->rdp)) != 0)
-        break;
+    if ((rec->q < 1.0 && !rec->local) || part[i]) {
       s->rounds_in++;
-      rc = storefl_rdp_to_epsilon(w->orders, s->rdp, w->n_orders, rec->delta, 0, &s->eps, NULL);
+      if (!(rec->sigma > 0)) {
+        s->eps = INFINITY; /* a release without noise */
+      } else if (isfinite(s->eps)) {
+        double q = rec->local ? 1.0 : rec->q;
+        if ((rc = storefl_rdp_compose(q, rec->sigma, 1, w->orders, w->n_orders, s->rdp)) != 0)
+          break;
+        rc = storefl_rdp_to_epsilon(w->orders, s->rdp, w->n_orders, rec->delta, 0, &s->eps, NULL);
+      }
     }
     e[i] = s->eps;
   }
@@ -400,6 +486,32 @@ static int eval_global(const storefl_eval_data *d, const storefl_eval_split *vie
   return rc;
 }
 
+/* The three methods over the events of one client of `view` (res[k].events = 0 if it has none). */
+static int eval_store(const storefl_eval_data *d, const storefl_eval_split *view, int32_t client,
+                      storefl_eval_method m[3], storefl_eval_result res[3]) {
+  memset(res, 0, 3 * sizeof *res);
+  size_t n = 0, first = 0;
+  for (size_t i = 0; i < view->nevents; i++)
+    if ((int32_t)view->events[i].client == client && n++ == 0)
+      first = i;
+  if (client < 0 || n == 0)
+    return 0;
+  storefl_eval_event *ev = malloc(n * sizeof *ev);
+  if (!ev)
+    return STOREFL_ERR_NOMEM;
+  size_t k = 0;
+  for (size_t i = first; i < view->nevents && k < n; i++)
+    if ((int32_t)view->events[i].client == client)
+      ev[k++] = view->events[i];
+  storefl_eval_split one = *view;
+  one.events = ev;
+  one.nevents = n;
+  one.nclients_with_events = 1;
+  int rc = run_methods(d, &one, m, 3, res);
+  free(ev);
+  return rc;
+}
+
 static void fmt_eps(double e, char *buf, size_t len) {
   if (isinf(e))
     snprintf(buf, len, "inf");
@@ -418,7 +530,8 @@ typedef struct watch_opts {
   const char *config, *data, *dir, *ids, *summary;
   unsigned long rounds, timeout_s;
   double cap;
-  int local;
+  int local, per_store;
+  storefl_eval_clients by;
 } watch_opts;
 
 static int read_ids(const char *path, watch_ctx *w) {
@@ -511,6 +624,11 @@ static int cmd_watch(int argc, char **argv) {
     int m;
     if (!strcmp(argv[i], "--local")) {
       o.local = 1;
+    } else if (!strcmp(argv[i], "--per-store")) {
+      o.per_store = 1;
+    } else if ((m = storefl_cmd_opt(argc, argv, &i, "--by", &v)) != 0) {
+      if (m < 0 || parse_by(v, &o.by))
+        goto bad;
     } else if ((m = storefl_cmd_opt(argc, argv, &i, "--config", &v)) != 0) {
       if (m < 0)
         return STOREFL_EXIT_USAGE;
@@ -538,7 +656,7 @@ static int cmd_watch(int argc, char **argv) {
       if (m < 0 || parse_ulong(v, &o.timeout_s) || o.timeout_s < 1)
         goto bad;
     } else if ((m = storefl_cmd_opt(argc, argv, &i, "--epsilon-cap", &v)) != 0) {
-      if (m < 0 || parse_double(v, &o.cap) || !(o.cap > 0))
+      if (m < 0 || parse_cap(v, &o.cap))
         goto bad;
     } else {
       fprintf(stderr, "campaign watch: unexpected argument '%s' (see --help)\n", argv[i]);
@@ -567,6 +685,7 @@ static int cmd_watch(int argc, char **argv) {
   uint8_t *part = NULL;
   size_t nrecs = 0;
   FILE *sum = NULL;
+  storefl_eval_result(*per)[3] = NULL; /* --per-store: tfidf, global, personal per store */
 
   w.stores = calloc(CAMPAIGN_MAX_STORES, sizeof *w.stores);
   recs = calloc(o.rounds, sizeof *recs);
@@ -582,17 +701,20 @@ static int cmd_watch(int argc, char **argv) {
       goto out;
 
   double t_load = now_s();
-  if (load_split(o.data, &d, &s))
+  if (load_split(o.data, o.by, &d, &s))
     goto out;
   /* The watched events: those of the campaign's stores only. */
   size_t nwatched = 0;
   for (size_t i = 0; i < w.n; i++)
-    for (size_t c = 0; c < s->nclients; c++)
-      if (!strcmp(s->client_names[c], w.stores[i].id)) {
+    for (size_t c = 0; c < s->nclients; c++) {
+      char id[STOREFL_MAX_ID_LEN + 1];
+      store_id_for(s->client_names[c], id, sizeof id);
+      if (!strcmp(id, w.stores[i].id)) {
         w.stores[i].client = (int32_t)c;
         nwatched++;
         break;
       }
+    }
   events = malloc((s->nevents ? s->nevents : 1) * sizeof *events);
   uint8_t *watched = calloc(s->nclients ? s->nclients : 1, 1);
   if (!events || !watched) {
@@ -696,6 +818,7 @@ static int cmd_watch(int argc, char **argv) {
             cur.round = 1;
             cur.base_version = r->model_version >= r->round ? r->model_version - (r->round - 1) : 1;
             cur.q = r->participation_q;
+            cur.local = r->mode == STOREFL_PRIVACY_LOCAL;
             cur.sigma = r->noise_multiplier;
             cur.delta = r->delta;
             t_round = NAN; /* its start was not seen: no round time */
@@ -774,6 +897,7 @@ static int cmd_watch(int argc, char **argv) {
           cur.round = r->round;
           cur.base_version = r->model_version;
           cur.q = r->participation_q;
+          cur.local = r->mode == STOREFL_PRIVACY_LOCAL;
           cur.sigma = r->mode == STOREFL_PRIVACY_CENTRAL || r->mode == STOREFL_PRIVACY_LOCAL
                           ? r->noise_multiplier
                           : 0;
@@ -818,6 +942,14 @@ static int cmd_watch(int argc, char **argv) {
     m[nm++].name = "fed+personal (campaign)";
   if (!rc)
     rc = run_methods(d, &view, m, nm, res);
+  if (!rc && o.per_store) {
+    if (!(per = calloc(w.n, sizeof *per)))
+      rc = STOREFL_ERR_NOMEM;
+    /* m[2] TF-IDF, then the campaign's global and personalised models (the last two). */
+    storefl_eval_method pm[3] = {m[2], m[nm - 2], m[nm - 1]};
+    for (size_t i = 0; i < w.n && !rc; i++)
+      rc = eval_store(d, &view, w.stores[i].client, pm, per[i]);
+  }
   for (size_t i = 0; i < nm; i++)
     if (m[i].destroy)
       m[i].destroy(m[i].state);
@@ -846,6 +978,19 @@ static int cmd_watch(int argc, char **argv) {
   if (o.cap > 0)
     printf(" (cap %g: %zu store(s) over it)", o.cap, over);
   printf("\n");
+  if (per) {
+    printf("\nper store (its own held-out events; NDCG@10 / HR@10):\n%-24s %6s | %-15s | %-15s | %-15s\n",
+           "store", "events", "tfidf", "global", "personalized");
+    for (size_t i = 0; i < w.n; i++) {
+      if (per[i][0].events == 0) {
+        printf("%-24s %6d |\n", w.stores[i].id, 0);
+        continue;
+      }
+      printf("%-24s %6zu | %7.4f %7.4f | %7.4f %7.4f | %7.4f %7.4f\n", w.stores[i].id, per[i][0].events,
+             per[i][0].ndcg10, per[i][0].hr10, per[i][1].ndcg10, per[i][1].hr10, per[i][2].ndcg10,
+             per[i][2].hr10);
+    }
+  }
   fflush(stdout);
 
   if (o.summary) {
@@ -893,6 +1038,20 @@ static int cmd_watch(int argc, char **argv) {
       json_num(sum, w.stores[i].eps);
       fprintf(sum, ",\"rounds_charged\":%u}", w.stores[i].rounds_in);
     }
+    if (per) {
+      static const char *const keys[3] = {"tfidf", "global", "personal"};
+      fprintf(sum, "},\"per_store\":{");
+      for (size_t i = 0; i < w.n; i++) {
+        fprintf(sum, "%s\"%s\":{\"events\":%zu", i ? "," : "", w.stores[i].id, per[i][0].events);
+        for (int k = 0; k < 3 && per[i][0].events; k++) {
+          fprintf(sum, ",\"ndcg10_%s\":", keys[k]);
+          json_num(sum, per[i][k].ndcg10);
+          fprintf(sum, ",\"hr10_%s\":", keys[k]);
+          json_num(sum, per[i][k].hr10);
+        }
+        fprintf(sum, "}");
+      }
+    }
     fprintf(sum, "}}\n");
     if (fclose(sum) != 0) {
       sum = NULL;
@@ -918,6 +1077,7 @@ out:
   free(w.stores);
   free(recs);
   free(part);
+  free(per);
   return ret;
 bad:
   fprintf(stderr, "campaign watch: bad option value (see --help)\n");

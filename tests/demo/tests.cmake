@@ -27,3 +27,9 @@ set_tests_properties(demo.aggregator_cap PROPERTIES TIMEOUT 300 ENVIRONMENT "${S
 add_test(NAME demo.interrupt COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_demo.sh interrupt ${CMAKE_SOURCE_DIR}
   ${CMAKE_BINARY_DIR} ${STOREFL_DEMO_PORT_INT})
 set_tests_properties(demo.interrupt PROPERTIES TIMEOUT 300 ENVIRONMENT "${STOREFL_TEST_ENV}")
+# docs/configuration.md lists exactly the INI keys the loaders parse (no build products needed).
+add_test(NAME demo.config_keys COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/config_keys.py ${CMAKE_SOURCE_DIR})
+set_tests_properties(demo.config_keys PROPERTIES TIMEOUT 60)
+# campaign plan --by country / --mode local / --epsilon-cap inf on the real export (no network; ~15 s).
+add_test(NAME demo.campaign_plan COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_campaign_plan.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(demo.campaign_plan PROPERTIES TIMEOUT 300 ENVIRONMENT "${STOREFL_TEST_ENV}")
