@@ -31,10 +31,9 @@ struct storefl_server {
   coap_resource_t *r_model, *r_round, *r_update, *r_status;
   unsigned pending; /* STOREFL_SERVER_CHANGED_* not yet notified */
   uint32_t sessions;
-  unsigned uploads;      /* sessions holding an upload slot (sess_state.active) */
-  storefl_hs_guard hs;   /* half-open DTLS sessions per source address */
-  coap_tick_t hs_logged; /* last debug dump of the half-open sessions */
   unsigned uploads;         /* sessions holding an upload slot (sess_state.active) */
+  storefl_hs_guard hs;      /* half-open DTLS sessions per source address */
+  coap_tick_t hs_logged;    /* last debug dump of the half-open sessions */
   storefl_rate_limit *rate; /* per-store request rate; NULL = no limit */
 };
 

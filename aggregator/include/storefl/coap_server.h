@@ -65,10 +65,10 @@ typedef struct storefl_server_opts {
    * store_rate 0 = no limit; store_burst 0 -> 100. */
   double store_rate;
   unsigned store_burst;
-  unsigned block_size;       /* max block size, 0 -> 1024 */
-  int no_q_block;            /* 1: do not offer RFC 9177 Q-Block (benchmark "before") */
-  unsigned q_block_burst;    /* Q-Block2 MAX_PAYLOADS before pacing, 0 -> libcoap's 10 */
-  unsigned tick_ms;          /* service tick period, 0 -> 1000 */
+  unsigned block_size;    /* max block size, 0 -> 1024 */
+  int no_q_block;         /* 1: do not offer RFC 9177 Q-Block (benchmark "before") */
+  unsigned q_block_burst; /* Q-Block2 MAX_PAYLOADS before pacing, 0 -> libcoap's 10 */
+  unsigned tick_ms;       /* service tick period, 0 -> 1000 */
   /* Half-open handshakes one source address (any port) may hold; beyond, its oldest cookie-verified
    * ones are dropped so that it cannot fill max_handshakes and lock the others out.
    * 0 -> STOREFL_SERVER_HS_PER_ADDR_DEFAULT; STOREFL_SERVER_NO_LIMIT -> no per-address bound. */
