@@ -24,7 +24,7 @@
 #   The aggregator's cap ([ledger] epsilon_cap) is the stores' cap unless --aggregator-cap is given.
 #   Environment: STOREFL_DATA_DIR (default ../shared/data relative to the repository),
 #   STOREFL_BUILD (default build), STOREFL_DEMO_LOCAL=1 adds the local-only baseline,
-#   STOREFL_DEMO_LATE_OBSERVER=S starts the observer S seconds after the agents (tests).
+#   STOREFL_DEMO_LATE_OBSERVER=S starts the observer S seconds after round 1 ended (tests).
 # shellcheck disable=SC2154 # cut, adapt_end, sigma, ... come from plan.env (storefl-agent campaign plan)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -212,6 +212,12 @@ start_agents() {
 late=${STOREFL_DEMO_LATE_OBSERVER:-}
 if [ -n "$late" ]; then
   start_agents
+  # Wait for round 1 to end (not a fixed time: under load round 1 can outlast any fixed sleep), then
+  # "$late" seconds more, at most 120 s in all.
+  for _ in $(seq 1200); do
+    grep -qE "round 1 (closed|abandoned)" aggregator.log && break
+    sleep 0.1
+  done
   sleep "$late"
   start_observer
 else

@@ -12,9 +12,9 @@
 #              once the first round has been reported: it must stop within seconds and leave no
 #              process.
 #   late       regression: rounds that ended before the observer came were not accounted. 12
-#              stores, q = 0.5, 5 s rounds, the observer started 7 s after the agents: round 1 is
-#              over when it arrives; it must still report 3 rounds (round 1 without a time) and
-#              the same epsilon per store as each store's own local ledger.
+#              stores, q = 0.5, 5 s rounds, the observer started 1 s after round 1 ended; it must
+#              still report 3 rounds (round 1 without a time), an epsilon per store never below
+#              the store's own local ledger, and equal to it for most stores.
 #   budget     the aggregator's own cap ([ledger] epsilon_cap 10) is below the stores' (16, for which
 #              sigma is calibrated over 3 rounds): round 1 costs 8.15, round 2 would reach 12.4, so
 #              every round-2 update gets 4.03 budget_exceeded and rounds 2-3 are abandoned; the
@@ -60,7 +60,7 @@ args=(--stores 12 --rounds 3 --q 1 --epsilon-cap 16 --round-s 8 --port "$port" -
 if [ "$mode" = late ]; then
   args=(--stores 12 --small --rounds 3 --q 0.5 --epsilon-cap 16 --round-s 5 --port "$port" --work "$work/demo"
     --summary "$work/summary.json")
-  export STOREFL_DEMO_LATE_OBSERVER=7
+  export STOREFL_DEMO_LATE_OBSERVER=1
 fi
 if [ "$mode" = budget ]; then
   args=(--stores 6 --small --rounds 3 --q 1 --epsilon-cap 16 --aggregator-cap 10 --round-s 8 --port "$port"
@@ -132,8 +132,7 @@ if [ "$mode" = late ]; then
   script_pid=""
   grep -q "observing round [2-9]" "$work/demo/watch.err" || fail "the observer was not late (round 1 still open)"
   "$agg" audit export --db "$work/demo/aggregator.db" --format json -o "$work/ledger.json" || fail "audit export"
-  python3 - "$work/summary.json" "$work/ledger.json" "$agg" "$bin/agent/storefl-agent" "$work/demo/stores" <<'PY' ||
-    fail "late observer checks"
+  python3 - "$work/summary.json" "$work/ledger.json" "$agg" "$bin/agent/storefl-agent" "$work/demo/stores" <<'PY' || fail "late observer checks"
 import json, subprocess, sys
 s = json.load(open(sys.argv[1]))
 ledger = json.load(open(sys.argv[2]))["entries"]
@@ -145,13 +144,19 @@ assert r[0]["seconds"] is None and r[1]["seconds"] is not None, r
 assert all(x["ndcg10_global"] is not None for x in r), r
 closed = [x for x in r if x["closed"] != 0]
 assert len(ledger) == len(closed), (len(ledger), closed)
-# q < 1: every store is charged every closed round, as its own agent does (local ledger). (The
-# aggregator's ledger only charges stores from the first round it saw them in; see docs/demo.md.)
+# q < 1: every store is charged every closed round, as its own agent does (local ledger); the
+# aggregator charges every enrolled store too (the PSK keys file).
+# A store whose agent missed a round announcement (its session was still being set up) made no
+# draw for it and charges itself nothing; the aggregator charges it anyway (the safe side). So the
+# store's own figure never exceeds the aggregator's and equals it for most stores.
+equal = 0
 for sid, e in s["epsilon"].items():
     out = subprocess.run([agent, "budget", "--db", "%s/%s.db" % (stores, sid), "--json"], check=True,
                          capture_output=True, text=True).stdout
     mine = [d["epsilon_spent"] for d in json.loads(out)["by_delta"] if d["delta"] == r[0]["delta"]][0]
-    assert abs(e["epsilon"] - mine) <= 1e-9 * mine, (sid, e, mine)
+    assert mine <= e["epsilon"] * (1 + 1e-9), (sid, e, mine)
+    equal += abs(e["epsilon"] - mine) <= 1e-9 * mine
+assert 2 * equal > len(s["epsilon"]), (equal, len(s["epsilon"]))
 print("late observer: rounds", [x["round"] for x in r], "epsilon = the stores' own ledgers for", len(s["epsilon"]), "stores")
 PY
   echo PASS
