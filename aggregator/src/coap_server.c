@@ -653,6 +653,25 @@ static void hs_log(storefl_server *s, uint64_t t_ms) {
   }
 }
 
+/* After every batch of datagrams: a flooding address never holds more than its bound for longer
+ * than one batch, so the global max_handshakes keeps room for others; once a second, the debug
+ * view of the half-open sessions. */
+static void hs_after_io(storefl_server *s) {
+  if (s->hs.n) {
+    size_t before = (size_t)s->hs.dropped;
+    if (storefl_hs_guard_sweep(&s->hs, hs_state, hs_drop, s, NULL) &&
+        (before == 0 || s->hs.dropped / 100 != before / 100))
+      SFL_WARN("dtls", "half-open handshakes over the per-address bound of %u: %llu dropped so far",
+               s->hs.per_addr, (unsigned long long)s->hs.dropped);
+  }
+  coap_tick_t now;
+  coap_ticks(&now);
+  if (now - s->hs_logged >= COAP_TICKS_PER_SECOND) {
+    s->hs_logged = now;
+    hs_log(s, coap_ticks_to_rt_us(now) / 1000);
+  }
+}
+
 int storefl_server_run(storefl_server *s, volatile sig_atomic_t *stop) {
   coap_tick_t last = 0;
   while (!*stop) {
@@ -662,21 +681,9 @@ int storefl_server_run(storefl_server *s, volatile sig_atomic_t *stop) {
       SFL_ERROR("server", "libcoap I/O failed");
       return STOREFL_ERR_IO;
     }
-    /* After every batch of datagrams: a flooding address never holds more than its bound for
-     * longer than one batch, so the global max_handshakes keeps room for others. */
-    if (s->hs.n) {
-      size_t before = (size_t)s->hs.dropped;
-      if (storefl_hs_guard_sweep(&s->hs, hs_state, hs_drop, s, NULL) &&
-          (before == 0 || s->hs.dropped / 100 != before / 100))
-        SFL_WARN("dtls", "half-open handshakes over the per-address bound of %u: %llu dropped so far",
-                 s->hs.per_addr, (unsigned long long)s->hs.dropped);
-    }
+    hs_after_io(s);
     coap_tick_t now;
     coap_ticks(&now);
-    if (now - s->hs_logged >= COAP_TICKS_PER_SECOND) {
-      s->hs_logged = now;
-      hs_log(s, coap_ticks_to_rt_us(now) / 1000);
-    }
     /* Elapsed ticks converted by hand: coap_ticks_to_rt_us() adds the clock's epoch offset, so on a
      * difference it is always huge (the tick then ran after every datagram). */
     if (s->svc.tick && (last == 0 || (uint64_t)(now - last) * 1000 / COAP_TICKS_PER_SECOND >= s->o.tick_ms)) {

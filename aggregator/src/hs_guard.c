@@ -86,7 +86,7 @@ size_t storefl_hs_guard_sweep(storefl_hs_guard *g, storefl_hs_state (*state)(voi
       g->e[w++] = g->e[i];
   g->n = w;
   size_t dropped = 0;
-  if (g->per_addr && g->n > g->per_addr) {
+  if (g->per_addr && g->n > g->per_addr) { /* (cheap test first: the bound can only be passed then) */
     qsort(g->e, g->n, sizeof *g->e, cmp_entry);
     /* Pass 2: in each address's run (oldest first), drop the droppable entries beyond per_addr;
      * keep the others, compacting in place. */
@@ -94,7 +94,13 @@ size_t storefl_hs_guard_sweep(storefl_hs_guard *g, storefl_hs_state (*state)(voi
     for (size_t i = 0, j; i < g->n; i = j) {
       for (j = i; j < g->n && same_addr(&g->e[j], g->e[i].addr, g->e[i].alen); j++)
         ;
-      size_t excess = j - i > g->per_addr ? j - i - g->per_addr : 0;
+      /* Only cookie-verified sessions count: those before the cookie exchange cannot be dropped, so
+       * counting them would only make the guard drop this address's next real handshake (an honest
+       * store behind an address whose flood left hello sessions behind). */
+      size_t hs = 0;
+      for (size_t k = i; k < j; k++)
+        hs += state(ctx, g->e[k].key) == STOREFL_HS_HANDSHAKE;
+      size_t excess = hs > g->per_addr ? hs - g->per_addr : 0;
       for (size_t k = i; k < j; k++) {
         if (excess && state(ctx, g->e[k].key) == STOREFL_HS_HANDSHAKE) {
           excess--;

@@ -19,7 +19,7 @@
 #define STOREFL_HS_ADDR_MAX 16 /* IPv6 */
 
 typedef enum storefl_hs_state {
-  STOREFL_HS_HELLO,     /* before the cookie exchange: counted, but cannot be dropped (libcoap) */
+  STOREFL_HS_HELLO,     /* before the cookie exchange: not counted, cannot be dropped (libcoap) */
   STOREFL_HS_HANDSHAKE, /* cookie verified, handshake in progress: counted and droppable */
   STOREFL_HS_DONE,      /* established (or already dying): leaves the registry */
 } storefl_hs_state;
@@ -55,15 +55,15 @@ int storefl_hs_guard_add(storefl_hs_guard *g, const void *key, const uint8_t *ad
 int storefl_hs_guard_remove(storefl_hs_guard *g, const void *key);
 
 /* Asks state(ctx, key) for every entry; DONE entries leave. Then, for each address with more than
- * per_addr entries, calls drop(ctx, key) on its oldest HANDSHAKE entries until it has per_addr
- * (HELLO entries count but are never dropped, so an address may stay above the bound while some
- * of its sessions are before the cookie exchange). Dropped entries leave the registry; drop() must
- * not call back into the registry (the server only marks the session, libcoap frees it later).
- * Returns the number dropped; *half_open (if not NULL) gets the entries left. */
+ * per_addr HANDSHAKE entries, calls drop(ctx, key) on its oldest ones until it has per_addr. HELLO
+ * entries (before the cookie exchange) neither count nor are dropped: libcoap cannot free them, and
+ * counting them would make the guard drop the address's next genuine handshake instead. Dropped entries leave
+ * the registry; drop() must not call back into the registry (the server only marks the session, libcoap frees
+ * it later). Returns the number dropped; *half_open (if not NULL) gets the entries left. */
 size_t storefl_hs_guard_sweep(storefl_hs_guard *g, storefl_hs_state (*state)(void *ctx, const void *key),
                               void (*drop)(void *ctx, const void *key), void *ctx, size_t *half_open);
 
-/* Entries tracked from the same address as addr. */
+/* Entries tracked from the same address as addr (any state). */
 size_t storefl_hs_guard_count_addr(const storefl_hs_guard *g, const uint8_t *addr, size_t alen);
 
 #endif

@@ -8,6 +8,8 @@
 # model an in-process aggregator computes from the bodies read back from the agents' outboxes, fed
 # in other arrival orders (order independence).
 # Usage: test_multi.sh AGGREGATOR AGENT NET_PEER SOURCE_DIR PORT
+# Environment: MULTI_LOG_LEVEL=debug logs every half-open DTLS session once a second (for a stall),
+# MULTI_STORES (default 50, a multiple of 10) for a quicker run.
 set -euo pipefail
 agg=$1 agent=$2 peer=$3 src=$4 port=$5
 N=${MULTI_STORES:-50} ROUNDS=3
@@ -57,6 +59,8 @@ max_upload_bytes = 1000000
 mode = central
 clip_norm = 1.0
 noise_multiplier = 0
+[log]
+level = ${MULTI_LOG_LEVEL:-info}
 [server]
 listen = 127.0.0.1:$port
 max_sessions = 256

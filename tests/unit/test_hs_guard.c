@@ -69,37 +69,47 @@ static void drops_oldest_beyond_bound(void **state) {
   storefl_hs_guard_free(&g);
 }
 
-/* Sessions before the cookie exchange count but are never dropped; established ones leave; a
- * removed session is forgotten; the port is not part of the address (callers pass the IP only),
- * and an IPv4 address is not confused with a 16-byte one sharing its first bytes. */
-static void hello_counts_done_leaves(void **state) {
+/* Sessions before the cookie exchange neither count nor are dropped (regression: hello sessions
+ * left by a flood made the guard drop the next honest handshake from the same address, which was
+ * then the only droppable one); established ones leave; a removed session is forgotten; an IPv4
+ * address is not confused with a 16-byte one sharing its first bytes. */
+static void hello_neither_counts_nor_drops(void **state) {
   (void)state;
   storefl_hs_guard g;
   storefl_hs_guard_init(&g, 2, 100);
-  fake f[6];
+  fake f[9];
   memset(f, 0, sizeof f);
-  f[0].st = STOREFL_HS_HELLO; /* oldest, not droppable */
-  f[1].st = STOREFL_HS_HELLO;
-  f[2].st = STOREFL_HS_HANDSHAKE;
-  f[3].st = STOREFL_HS_HANDSHAKE;
-  f[4].st = STOREFL_HS_HANDSHAKE; /* removed below */
-  uint8_t a6[16] = {127, 0, 0, 2};
-  f[5].st = STOREFL_HS_HANDSHAKE;
   for (int i = 0; i < 5; i++)
+    f[i].st = STOREFL_HS_HELLO;   /* a flood's leftovers, oldest */
+  f[5].st = STOREFL_HS_HANDSHAKE; /* an honest store behind the same address */
+  f[6].st = STOREFL_HS_HANDSHAKE; /* removed below */
+  f[7].st = STOREFL_HS_HANDSHAKE;
+  uint8_t a6[16] = {127, 0, 0, 2};
+  f[8].st = STOREFL_HS_HANDSHAKE;
+  for (int i = 0; i < 8; i++)
     assert_int_equal(storefl_hs_guard_add(&g, &f[i], A, 4, 0), 0);
-  assert_int_equal(storefl_hs_guard_add(&g, &f[5], a6, 16, 0), 0);
-  assert_int_equal(storefl_hs_guard_remove(&g, &f[4]), 1);
-  assert_int_equal(storefl_hs_guard_remove(&g, &f[4]), 0);
+  assert_int_equal(storefl_hs_guard_add(&g, &f[8], a6, 16, 0), 0);
+  assert_int_equal(storefl_hs_guard_remove(&g, &f[6]), 1);
+  assert_int_equal(storefl_hs_guard_remove(&g, &f[6]), 0);
   int n = 0;
-  /* A has 4 (2 hello + 2 handshake), bound 2: both handshakes go, the hellos stay. */
-  assert_int_equal(storefl_hs_guard_sweep(&g, st_of, drop_it, &n, NULL), 2);
-  assert_true(f[2].dropped && f[3].dropped);
-  assert_false(f[0].dropped || f[1].dropped || f[5].dropped);
+  /* A: 5 hello + 2 handshake, bound 2: nothing to drop. */
+  assert_int_equal(storefl_hs_guard_sweep(&g, st_of, drop_it, &n, NULL), 0);
+  for (int i = 0; i < 9; i++)
+    assert_false(f[i].dropped);
+  /* A third handshake from A: the oldest handshake goes, never a hello. */
+  fake extra = {STOREFL_HS_HANDSHAKE, 0};
+  assert_int_equal(storefl_hs_guard_add(&g, &extra, A, 4, 0), 0);
+  assert_int_equal(storefl_hs_guard_sweep(&g, st_of, drop_it, &n, NULL), 1);
+  assert_true(f[5].dropped);
+  assert_false(f[7].dropped || extra.dropped || f[8].dropped);
+  for (int i = 0; i < 5; i++)
+    assert_false(f[i].dropped);
   /* The hellos complete the handshake: they leave the registry. */
-  f[0].st = f[1].st = STOREFL_HS_DONE;
+  for (int i = 0; i < 5; i++)
+    f[i].st = STOREFL_HS_DONE;
   size_t left = 99;
   assert_int_equal(storefl_hs_guard_sweep(&g, st_of, drop_it, &n, &left), 0);
-  assert_int_equal(left, 1);
+  assert_int_equal(left, 3); /* f[7], extra, f[8] */
   storefl_hs_guard_free(&g);
 }
 
@@ -162,7 +172,7 @@ static void many_addresses(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(drops_oldest_beyond_bound),
-      cmocka_unit_test(hello_counts_done_leaves),
+      cmocka_unit_test(hello_neither_counts_nor_drops),
       cmocka_unit_test(unbounded_and_full),
       cmocka_unit_test(many_addresses),
   };

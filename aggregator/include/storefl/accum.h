@@ -7,8 +7,8 @@
  * the only rounding is that one, deterministic, step. Integer addition is associative, so any
  * arrival order and any sharding (sum of per-shard sums) gives bit-identical sums. Memory is
  * O(model): one int64 and one int32 (partial sums of the fast path, folded into the int64 sums
- * before they are read; see accum.c) per coordinate, whatever the number of participants. Tensor names are at most
- * STOREFL_MAX_ID_LEN (64) bytes here.
+ * before they are read; see accum.c) per coordinate, whatever the number of participants.
+ * Tensor names are at most STOREFL_MAX_ID_LEN (64) bytes here.
  *
  * Overflow is impossible by construction: every contribution |q| must be <= limit, where
  * limit = min(floor(INT64_MAX / max_updates), 2^51 - 1); an update that would exceed it is rejected (nothing
