@@ -15,6 +15,9 @@
 #           store for round 1 (an update it acknowledged before the kill is re-sent and answered
 #           with the same receipt, never counted twice) and the outbox exactly one item for
 #           round 1, with a receipt.
+#   train   the same, killed as soon as the agent logs that it was selected for round 1 (it has
+#           recorded its decision and is training: the update is not in the outbox yet). Regression:
+#           the restarted agent used to skip the round for good (decision recorded, no update).
 #   sync    storefl-agent sync of a fresh store (downloads the 2 MB model 1 and stores it), killed
 #           after 0..T_sync; then integrity_check ok, the store opens, a new sync completes and
 #           the stored model 1 has the aggregator's digest.
@@ -127,8 +130,8 @@ kill_after() { # MS CMD...
   vic=
 }
 until_acked() { # the agent, started again, until its round-1 update holds a receipt
-  for _ in $(seq 10); do
-    timeout 60 "$agent" run --config agent.ini --rounds 1 --poll-s 5 >>recover.log 2>&1 || true
+  for _ in $(seq 4); do
+    timeout 30 "$agent" run --config agent.ini --rounds 1 --poll-s 5 >>recover.log 2>&1 || true
     "$peer" outbox victim.db | grep -q "round=1 state=1 .*receipt=yes" && return 0
   done
   return 1
@@ -163,10 +166,10 @@ stop_agg
 echo "reference: ingest ${t_ingest} ms ($ref_events events:quantity), run ${t_run} ms (update acknowledged after ${t_ack} ms), sync ${t_sync} ms (store $store)"
 
 passed=0 failed=0 kills=0
-kinds=(run sync ingest)
+kinds=(run train sync ingest)
 tstart=$(date +%s)
 for trial in $(seq "$trials"); do
-  kind=${kinds[$(((trial - 1) % 3))]}
+  kind=${kinds[$(((trial - 1) % 4))]}
   why=
   case $kind in
     ingest)
@@ -187,12 +190,25 @@ for trial in $(seq "$trials"); do
       [ -n "$why" ] || [ "$(q ing.db "SELECT count(*) || ':' || sum(quantity) FROM events")" = "$ref_events" ] ||
         why="re-ingest differs from the reference"
       ;;
-    run)
+    run | train)
       start_agg
       fresh_store
-      # Around the writes: model stored, outbox insert after training, upload, receipt marking.
-      ms=$((RANDOM % (t_ack * 3 / 2 + 1)))
-      kill_after $ms "$agent" run --config agent.ini --rounds 1 --poll-s 5
+      if [ $kind = run ]; then
+        # Around the writes: model stored, outbox insert after training, upload, receipt marking.
+        ms=$((RANDOM % (t_ack * 3 / 2 + 1)))
+        kill_after $ms "$agent" run --config agent.ini --rounds 1 --poll-s 5
+      else
+        t0=$(now_ms)
+        "$agent" run --config agent.ini --rounds 1 --poll-s 5 >victim.log 2>&1 &
+        vic=$!
+        for _ in $(seq 2000); do grep -q "round 1: selected" victim.log && break; sleep 0.002; done
+        if kill -9 $vic 2>/dev/null; then killed=1; else killed=0; fi
+        wait $vic 2>/dev/null || true
+        vic=
+        ms=$(($(now_ms) - t0))
+        queued=$("$peer" outbox victim.db 2>/dev/null | grep -c "round=1 " || true)
+        [ "$queued" = 0 ] && kind="train(killed before the outbox insert)"
+      fi
       acked_before=$(grep -c "update accepted: store=$store round=1 " agg.log || true)
       ic=$(q victim.db "PRAGMA integrity_check" 2>&1 || true)
       [ "$ic" = ok ] || why="integrity_check: $ic"
