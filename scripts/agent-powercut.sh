@@ -221,7 +221,7 @@ for trial in $(seq "$trials"); do
         [ "$items" = 1 ] || why="outbox holds $items items for round 1"
       fi
       dup=$("$peer" outbox victim.db 2>/dev/null | grep "round=1 " | sed -n 's/.*duplicate=\([0-9-]*\).*/\1/p')
-      [ "$acked_before" = 0 ] || kind="run(acknowledged before the kill)"
+      [ "$acked_before" = 0 ] || kind="${kind%%(*}(acknowledged before the kill)"
       [ "$dup" != 1 ] || kind="$kind(re-sent, same receipt)"
       stop_agg
       ;;
