@@ -53,8 +53,14 @@ for t in "${targets[@]}"; do
   mkdir -p "$work/corpus" "$work/artifacts"
   if [ -d "$src/tests/fuzz/corpus/$t" ]; then cp -r "$src/tests/fuzz/corpus/$t/." "$work/corpus/"; fi
   seeds=$(find "$work/corpus" -type f | wc -l)
+  extra=()
+  # fuzz_coap_server keeps server state (sessions, Block1 buffers, observers) across inputs, so
+  # libFuzzer's per-input leak check fires on most inputs and its heap scans cut the speed 30-fold
+  # (700 vs 21,000 exec/s). Leaks are still caught by LeakSanitizer at exit, after the harness has
+  # freed all its state.
+  [ "$t" = fuzz_coap_server ] && extra=(-detect_leaks=0)
   cmd=(nice -n 19 "$bin" -runs="$runs" -max_total_time="$budget" -timeout=25 -rss_limit_mb=2048
-       -print_final_stats=1 -artifact_prefix="$work/artifacts/" "$work/corpus")
+       "${extra[@]}" -print_final_stats=1 -artifact_prefix="$work/artifacts/" "$work/corpus")
   t0=$(date +%s.%N)
   rc=0
   "${cmd[@]}" >"$work/log" 2>&1 || rc=$?
@@ -68,7 +74,7 @@ for t in "${targets[@]}"; do
   rate=$(awk -v a="$t0" -v b="$t1" -v n="${execs:-0}" 'BEGIN{printf "%.0f", (b>a) ? n/(b-a) : 0}')
   line=$(printf '{"target":"%s","executions":%s,"seconds":%s,"exec_per_s":%s,"seed_corpus":%s,"corpus":%s,"findings":%s,"exit":%s,"command":"%s"}' \
     "$t" "${execs:-0}" "$secs" "${rate:-0}" "$seeds" "$corpus" "$findings" "$rc" \
-    "nice -n 19 build-asan/tests/$t -runs=$runs -max_total_time=$budget -timeout=25 -rss_limit_mb=2048 CORPUS")
+    "nice -n 19 build-asan/tests/$t -runs=$runs -max_total_time=$budget -timeout=25 -rss_limit_mb=2048 ${extra[*]} CORPUS")
   echo "$line"
   echo "$line" >>"$out/results.jsonl"
 done

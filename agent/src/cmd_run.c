@@ -120,6 +120,35 @@ static int record_clean_for_test(const char *dir, const storefl_round_msg *round
   free(copy);
   free(grid);
   return rc;
+/* The round's decision, written in one meta value ("ROUND 1" selected, "ROUND 0" not) so that it is
+ * atomic; "decided_round" (the round alone) is still written after it for older readers. */
+static int get_decision(storefl_store *st, uint64_t *round, int *selected) {
+  char buf[48];
+  unsigned long long r;
+  int sel;
+  if (storefl_store_meta_get(st, "round_decision", buf, sizeof buf) == 0 &&
+      sscanf(buf, "%llu %d", &r, &sel) == 2) {
+    *round = r;
+    *selected = sel == 1;
+    return 0;
+  }
+  *selected = 0; /* a decision recorded by an older agent: its outcome is unknown */
+  return meta_u64(st, "decided_round", round);
+}
+
+static int item_for_round(void *user, const storefl_outbox_item *it) {
+  uint64_t *round = user;
+  if (it->round == *round)
+    *round = 0; /* found */
+  return 0;
+}
+
+/* 1 if the outbox holds an update for round (queued, sent or rejected). */
+static int outbox_has(storefl_store *st, uint64_t round) {
+  uint64_t r = round;
+  if (storefl_store_outbox_list(st, item_for_round, &r) != 0)
+    return 1; /* cannot tell: do not train a second update */
+  return r == 0;
 }
 
 /* Trains on the store's data from the stored global model (which must be the round's base) and
@@ -227,8 +256,20 @@ static void maybe_join(const storefl_agent_net_config *c, storefl_store *st, con
   if (r->state != STOREFL_ROUND_OPEN)
     return;
   uint64_t decided = 0;
-  if (meta_u64(st, "decided_round", &decided) == 0 && decided >= r->round)
+  int was_selected = 0;
+  if (get_decision(st, &decided, &was_selected) == 0 && decided >= r->round) {
+    /* Selected, but the agent stopped (kill, power cut, crash) between the decision and the
+     * outbox insert: nothing of this round was sent, so train now; the draw is not repeated
+     * (scripts/agent-powercut.sh, kind "train"). The outbox holds one update per round at most. */
+    if (decided == r->round && was_selected && !outbox_has(st, r->round)) {
+      SFL_INFO("run", "round %" PRIu64 ": selected before a restart, no update queued yet: training now",
+               r->round);
+      int rc = contribute(c, st, r, drbg);
+      if (rc && rc != STOREFL_ERR_CONFLICT)
+        SFL_ERROR("run", "round %" PRIu64 ": no update: %s", r->round, storefl_strerror(rc));
+    }
     return;
+  }
   int selected = 1;
   if (r->noise_multiplier > 0) {
     storefl_agent_gate g;
@@ -252,7 +293,10 @@ static void maybe_join(const storefl_agent_net_config *c, storefl_store *st, con
     selected = (double)u < r->participation_q * 4294967296.0;
   }
   /* The decision is durable before anything else happens: a restart must not re-draw it. */
-  if (set_meta_u64(st, "decided_round", r->round) != 0)
+  char dec[48];
+  snprintf(dec, sizeof dec, "%" PRIu64 " %d", r->round, selected);
+  if (storefl_store_meta_set(st, "round_decision", dec) != 0 ||
+      set_meta_u64(st, "decided_round", r->round) != 0)
     return;
   SFL_INFO("run", "round %" PRIu64 ": %s (q = %.3g, sigma = %.3g)", r->round,
            selected ? "selected" : "not taking part", r->participation_q, r->noise_multiplier);

@@ -22,6 +22,7 @@ typedef struct sess_state {
   uint8_t *buf;
   size_t cap, len;
   int active; /* holds one of the server's max_uploads slots */
+  int q_seen; /* the peer used Q-Block1/Q-Block2 on this session (see screen_blocks) */
 } sess_state;
 
 struct storefl_server {
@@ -31,11 +32,24 @@ struct storefl_server {
   coap_resource_t *r_model, *r_round, *r_update, *r_status;
   unsigned pending; /* STOREFL_SERVER_CHANGED_* not yet notified */
   uint32_t sessions;
-  unsigned uploads;         /* sessions holding an upload slot (sess_state.active) */
-  storefl_hs_guard hs;      /* half-open DTLS sessions per source address */
-  coap_tick_t hs_logged;    /* last debug dump of the half-open sessions */
-  storefl_rate_limit *rate; /* per-store request rate; NULL = no limit */
+  unsigned uploads;                 /* sessions holding an upload slot (sess_state.active) */
+  storefl_hs_guard hs;              /* half-open DTLS sessions per source address */
+  coap_tick_t hs_logged;            /* last debug dump of the half-open sessions */
+  storefl_rate_limit *rate;         /* per-store request rate; NULL = no limit */
+  coap_tick_t last_tick;            /* of the service's tick; 0 = never */
+  struct storefl_server *next_open; /* the servers open in this process (is_server) */
 };
+
+/* Open servers: the libcoap wrapper below sees every libcoap context of the process, clients too,
+ * and must only treat ours as a storefl_server. Opened and closed from one thread. */
+static storefl_server *g_open;
+
+static int is_server(const void *p) {
+  for (const storefl_server *s = g_open; s; s = s->next_open)
+    if (s == p)
+      return 1;
+  return 0;
+}
 
 static void set_err(char *err, size_t errlen, const char *msg, const char *arg) {
   if (err && errlen)
@@ -338,6 +352,78 @@ static void too_large(storefl_server *s, coap_pdu_t *response, coap_session_t *s
            total, (unsigned long long)s->o.max_upload_bytes);
 }
 
+/* ---- libcoap 4.3.5 block-layer guard -----------------------------------------------------------
+ * libcoap reassembles Block1/Q-Block1 bodies in coap_handle_request_put_block() before any handler
+ * runs, and in 4.3.5 that code (a) dereferences a NULL token when a Block1 request with M=1 arrives
+ * on a session that has used Q-Block2 and the blocks it has seen already cover the body (Size1
+ * absent or small: two datagrams crash the server; upstream libcoap issue #1566, fixed after
+ * 4.3.5), and (b) allocates a body buffer of whatever size Size1 or the block number announce, with
+ * no limit. Both were found by tests/fuzz/fuzz_coap_server.c. The aggregator links with
+ * -Wl,--wrap=coap_handle_request_put_block (aggregator/CMakeLists.txt), so every request passes
+ * screen_blocks() first: a Block1 upload on a session that used Q-Block is refused (4.02: a client
+ * that speaks Q-Block uploads with Q-Block1, as storefl agents do), and a (Q-)Block1 upload larger
+ * than max_upload_bytes gets 4.13 before libcoap buffers anything. */
+struct coap_lg_srcv_t;
+int __real_coap_handle_request_put_block(coap_context_t *context, coap_session_t *session, coap_pdu_t *pdu,
+                                         coap_pdu_t *response, coap_resource_t *resource,
+                                         coap_string_t *uri_path, coap_opt_t *observe, int *added_block,
+                                         struct coap_lg_srcv_t **pfree_lg_srcv);
+int __wrap_coap_handle_request_put_block(coap_context_t *context, coap_session_t *session, coap_pdu_t *pdu,
+                                         coap_pdu_t *response, coap_resource_t *resource,
+                                         coap_string_t *uri_path, coap_opt_t *observe, int *added_block,
+                                         struct coap_lg_srcv_t **pfree_lg_srcv);
+
+/* 1 if the request was answered here (libcoap then sends response without calling a handler). */
+static int screen_blocks(storefl_server *s, coap_session_t *session, const coap_pdu_t *pdu,
+                         coap_pdu_t *response) {
+  coap_opt_iterator_t it;
+  coap_block_b_t b1, qb1, qb2;
+  int has_b1 = coap_get_block_b(session, pdu, COAP_OPTION_BLOCK1, &b1);
+  int has_qb1 = coap_get_block_b(session, pdu, COAP_OPTION_Q_BLOCK1, &qb1);
+  int has_qb2 = coap_get_block_b(session, pdu, COAP_OPTION_Q_BLOCK2, &qb2);
+  sess_state *st = coap_session_get_app_data(session);
+  if (has_qb1 || has_qb2) {
+    if (!st) {
+      st = calloc(1, sizeof *st);
+      if (!st) {
+        plain_code(response, 500, "out of memory", session);
+        return 1;
+      }
+      coap_session_set_app_data(session, st);
+    }
+    st->q_seen = 1;
+  }
+  if (has_b1 && (b1.num || b1.m) && st && st->q_seen) {
+    plain_code(response, 402, "Block1 upload after Q-Block on the same session (use Q-Block1)", session);
+    return 1;
+  }
+  const coap_block_b_t *b = has_qb1 ? &qb1 : has_b1 ? &b1 : NULL;
+  if (!b)
+    return 0;
+  coap_opt_t *size_opt = coap_check_option(pdu, COAP_OPTION_SIZE1, &it);
+  uint64_t size1 = size_opt ? coap_decode_var_bytes8(coap_opt_value(size_opt), coap_opt_length(size_opt)) : 0;
+  uint64_t offset = (uint64_t)b->num << (b->szx + 4), end = offset + b->chunk_size;
+  if (size1 > s->o.max_upload_bytes || offset >= s->o.max_upload_bytes) {
+    too_large(s, response, session, (size_t)(size1 > end ? size1 : end));
+    return 1;
+  }
+  return 0;
+}
+
+int __wrap_coap_handle_request_put_block(coap_context_t *context, coap_session_t *session, coap_pdu_t *pdu,
+                                         coap_pdu_t *response, coap_resource_t *resource,
+                                         coap_string_t *uri_path, coap_opt_t *observe, int *added_block,
+                                         struct coap_lg_srcv_t **pfree_lg_srcv) {
+  storefl_server *s = coap_context_get_app_data(context);
+  if (s && is_server(s) && screen_blocks(s, session, pdu, response)) {
+    *added_block = 0;
+    *pfree_lg_srcv = NULL;
+    return 1;
+  }
+  return __real_coap_handle_request_put_block(context, session, pdu, response, resource, uri_path, observe,
+                                              added_block, pfree_lg_srcv);
+}
+
 static void hnd_update(coap_resource_t *resource, coap_session_t *session, const coap_pdu_t *request,
                        const coap_string_t *query, coap_pdu_t *response) {
   storefl_server *s = server_of(session);
@@ -583,6 +669,8 @@ int storefl_server_open(const storefl_server_opts *opts, const storefl_server_se
   s->r_status = add_resource(s, "v1/status", COAP_REQUEST_GET, hnd_status, 0);
   if (!s->r_model || !s->r_round || !s->r_update || !s->r_status)
     goto fail;
+  s->next_open = g_open;
+  g_open = s;
   *out = s;
   return STOREFL_OK;
 fail:
@@ -670,28 +758,33 @@ static void hs_after_io(storefl_server *s) {
     s->hs_logged = now;
     hs_log(s, coap_ticks_to_rt_us(now) / 1000);
   }
+int storefl_server_step(storefl_server *s, unsigned timeout_ms) {
+  int r = coap_io_process(s->ctx, timeout_ms ? timeout_ms : COAP_IO_NO_WAIT);
+  if (r < 0) {
+    SFL_ERROR("server", "libcoap I/O failed");
+    return STOREFL_ERR_IO;
+  }
+  hs_after_io(s);
+  coap_tick_t now;
+  coap_ticks(&now);
+  /* Elapsed ticks converted by hand: coap_ticks_to_rt_us() adds the clock's epoch offset, so on a
+   * difference it is always huge (the tick then ran after every datagram). */
+  if (s->svc.tick &&
+      (s->last_tick == 0 || (uint64_t)(now - s->last_tick) * 1000 / COAP_TICKS_PER_SECOND >= s->o.tick_ms)) {
+    s->last_tick = now;
+    s->svc.tick(s->svc.ctx);
+  }
+  if (s->pending)
+    flush_notifications(s);
+  return STOREFL_OK;
 }
 
 int storefl_server_run(storefl_server *s, volatile sig_atomic_t *stop) {
-  coap_tick_t last = 0;
   while (!*stop) {
     /* Short waits so that a signal (which only sets *stop) ends the loop promptly. */
-    int r = coap_io_process(s->ctx, s->o.tick_ms < 200 ? s->o.tick_ms : 200);
-    if (r < 0) {
-      SFL_ERROR("server", "libcoap I/O failed");
-      return STOREFL_ERR_IO;
-    }
-    hs_after_io(s);
-    coap_tick_t now;
-    coap_ticks(&now);
-    /* Elapsed ticks converted by hand: coap_ticks_to_rt_us() adds the clock's epoch offset, so on a
-     * difference it is always huge (the tick then ran after every datagram). */
-    if (s->svc.tick && (last == 0 || (uint64_t)(now - last) * 1000 / COAP_TICKS_PER_SECOND >= s->o.tick_ms)) {
-      last = now;
-      s->svc.tick(s->svc.ctx);
-    }
-    if (s->pending)
-      flush_notifications(s);
+    int rc = storefl_server_step(s, s->o.tick_ms < 200 ? s->o.tick_ms : 200);
+    if (rc)
+      return rc;
   }
   return STOREFL_OK;
 }
@@ -699,6 +792,11 @@ int storefl_server_run(storefl_server *s, volatile sig_atomic_t *stop) {
 void storefl_server_close(storefl_server *s) {
   if (!s)
     return;
+  for (storefl_server **p = &g_open; *p; p = &(*p)->next_open)
+    if (*p == s) {
+      *p = s->next_open;
+      break;
+    }
   if (s->ctx)
     coap_free_context(s->ctx); /* releases sessions (SESSION_DEL frees their buffers) and bodies */
   storefl_hs_guard_free(&s->hs);

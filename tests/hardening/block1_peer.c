@@ -5,7 +5,9 @@
  * SCENARIO: gap (blocks 0, 2), conflict (0, 1, then 1 with other bytes), dup (every block twice,
  * then the body completes), inflated (Size1 = 1 GB on block 0), beyond (block 0, then a block whose
  * offset is past the upload cap), whole (all blocks once, in order), hold (block 0, 3 s pause with the
- * upload in progress, then the rest).
+ * upload in progress, then the rest), qb2-b1 (GET /v1/model with Q-Block2, then Block1 block 0 with
+ * M=1 and no Size1: crashed libcoap 4.3.5's reassembly, see screen_blocks in coap_server.c),
+ * qb1-inflated (Q-Block1 block 0 announcing Size1 = 1 GB).
  * Prints the code of every response ("0=2.31 2=4.08 ..."), then "final=CODE".
  */
 #include <coap3/coap.h>
@@ -32,6 +34,15 @@ static coap_response_t on_resp(coap_session_t *s, const coap_pdu_t *sent, const 
 }
 
 /* Sends block num (bytes from body at num*BS, or flipped bytes if flip) and waits for the answer. */
+static uint16_t block_opt = COAP_OPTION_BLOCK1;
+static int omit_size1;
+
+static int wait_answer(coap_context_t *ctx) {
+  for (int i = 0; i < 200 && !got; i++)
+    coap_io_process(ctx, 100);
+  return got ? code : -1;
+}
+
 static int send_block(coap_session_t *sess, coap_context_t *ctx, const uint8_t *body, size_t len,
                       unsigned num, int flip, uint64_t size1) {
   size_t off = (size_t)num * BS;
@@ -52,9 +63,9 @@ static int send_block(coap_session_t *sess, coap_context_t *ctx, const uint8_t *
            coap_add_option(pdu, COAP_OPTION_URI_PATH, 2, (const uint8_t *)"v1") &&
            coap_add_option(pdu, COAP_OPTION_URI_PATH, 6, (const uint8_t *)"update") &&
            coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT, coap_encode_var_safe(ob, sizeof ob, 60), ob) &&
-           coap_add_option(pdu, COAP_OPTION_BLOCK1,
+           coap_add_option(pdu, block_opt,
                            coap_encode_var_safe(ob, sizeof ob, (num << 4) | (more ? 8u : 0u) | 6u), ob);
-  if (ok && num == 0)
+  if (ok && num == 0 && !omit_size1)
     ok = coap_add_option(pdu, COAP_OPTION_SIZE1, coap_encode_var_safe8(ob, sizeof ob, size1), ob) != 0;
   if (ok)
     ok = coap_add_data(pdu, n, buf);
@@ -63,11 +74,7 @@ static int send_block(coap_session_t *sess, coap_context_t *ctx, const uint8_t *
     return -1;
   }
   got = 0;
-  if (coap_send(sess, pdu) == COAP_INVALID_MID)
-    return -1;
-  for (int i = 0; i < 200 && !got; i++)
-    coap_io_process(ctx, 100);
-  if (!got)
+  if (coap_send(sess, pdu) == COAP_INVALID_MID || wait_answer(ctx) < 0)
     return -1;
   printf("%u=%d.%02d ", num, code / 100, code % 100);
   return code;
@@ -144,6 +151,34 @@ int main(int argc, char **argv) {
       coap_io_process(ctx, 100); /* 3 s, keeping the session alive */
     for (unsigned b = 1; c == 231 && b < nblk; b++)
       c = send_block(sess, ctx, body, len, b, 0, len);
+  } else if (!strcmp(sc, "qb2-b1")) {
+    /* GET /v1/model with Q-Block2 (the session is now in Q-Block mode), then a Block1 upload whose
+     * first block already covers the announced body (no Size1). */
+    coap_pdu_t *pdu = coap_pdu_init(COAP_MESSAGE_NON, COAP_REQUEST_CODE_GET, coap_new_message_id(sess),
+                                    coap_session_max_pdu_size(sess));
+    uint8_t tok[8], ob[4];
+    size_t tl;
+    coap_session_new_token(sess, &tl, tok);
+    if (!pdu || !coap_add_token(pdu, tl, tok) ||
+        !coap_add_option(pdu, COAP_OPTION_URI_PATH, 2, (const uint8_t *)"v1") ||
+        !coap_add_option(pdu, COAP_OPTION_URI_PATH, 5, (const uint8_t *)"model") ||
+        !coap_add_option(pdu, COAP_OPTION_Q_BLOCK2, coap_encode_var_safe(ob, sizeof ob, 6u), ob))
+      return 1;
+    /* The server switches the session to Q-Block mode when it handles this request; its answer
+     * does not matter (this bare client RSTs Q-Block2 responses it has no state for). */
+    if (coap_send(sess, pdu) == COAP_INVALID_MID)
+      return 1;
+    for (int i = 0; i < 5; i++)
+      coap_io_process(ctx, 100);
+    printf("model=sent ");
+    omit_size1 = 1;
+    c = send_block(sess, ctx, body, BS + 1, 0, 0, 0);
+    /* The same block again: the server must still be there. */
+    if (c > 0)
+      c = send_block(sess, ctx, body, BS + 1, 0, 0, 0);
+  } else if (!strcmp(sc, "qb1-inflated")) {
+    block_opt = COAP_OPTION_Q_BLOCK1;
+    c = send_block(sess, ctx, body, len, 0, 0, (uint64_t)1 << 30);
   } else if (!strcmp(sc, "inflated")) {
     c = send_block(sess, ctx, body, len, 0, 0, (uint64_t)1 << 30);
   } else if (!strcmp(sc, "beyond")) {

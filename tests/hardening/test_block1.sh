@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Hand-made Block1 sequences over DTLS against POST /v1/update (block1_peer): a gap, a conflicting
 # overlap, every block sent twice (a retransmission storm), an inflated Size1, a block far beyond the
-# cap. Each hostile sequence is refused (4.08 / 4.13) without counting anything; the duplicated
+# cap, a Block1 after Q-Block2 on one session, a Q-Block1 announcing 1 GB. Each hostile sequence is
+# refused (4.08 / 4.13 / 4.02) without counting anything; the duplicated
 # sequence completes and counts once; the model is unaffected (the round closes with a model
 # byte-identical to a reference fed only the honest bodies).
 # Usage: test_block1.sh AGGREGATOR NET_PEER BLOCK1_PEER SOURCE_DIR PORT   (PORT, PORT+1)
@@ -41,6 +42,12 @@ run gap 1 408
 run conflict 1 408
 run inflated 1 413
 run beyond 1 413
+# Regression (found by fuzz_coap_server): a Block1 upload on a session that used Q-Block2 crashed
+# libcoap 4.3.5 (NULL token) and with it the aggregator; now refused 4.02. A Q-Block1 upload
+# announcing 1 GB used to be buffered by libcoap without limit; now 4.13 before any buffering.
+run qb2-b1 1 402
+kill -0 $srv || fail "aggregator died on a Block1 after Q-Block2"
+run qb1-inflated 1 413
 [ "$(status $port | field participants)" = 0 ] || fail "a hostile sequence was counted: $(status $port)"
 run dup 1 204
 run whole 1 204 # the same body again: duplicate receipt

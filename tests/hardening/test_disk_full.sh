@@ -46,6 +46,8 @@ for s in 2 3; do
   out=$(post $port $s)
   echo "$out" | grep -q "code=503" || fail "store-00$s on a full disk: expected 503: $out"
   echo "$out" | grep -q "reason=storage" || fail "store-00$s: expected reason storage: $out"
+  echo "$out" | grep -q "^code=503 .* max_age=5 " || fail "store-00$s: no Max-Age 5 on the 5.03: $out"
+  echo "$out" | grep -q "error_body .* max_age=5 " || fail "store-00$s: no max_age_s 5 in the body: $out"
   refused=$((refused + 1))
 done
 echo "full disk: $refused uploads refused with 5.03 storage"

@@ -55,3 +55,8 @@ set_tests_properties(hardening.handshake_loss PROPERTIES TIMEOUT 300)
 add_test(NAME hardening.rate_limit COMMAND bash ${HARD_DIR}/test_rate_limit.sh $<TARGET_FILE:storefl-aggregator>
   $<TARGET_FILE:storefl-agent> $<TARGET_FILE:net_peer> ${CMAKE_SOURCE_DIR} 22150)
 set_tests_properties(hardening.rate_limit PROPERTIES TIMEOUT 300)
+
+# A few trials of the agent power-cut campaign (the long one: scripts/agent-powercut.sh, >= 20).
+add_test(NAME hardening.agent_powercut COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/agent-powercut.sh --trials 6
+  --build ${CMAKE_BINARY_DIR} --port 22960 --seed 3)
+set_tests_properties(hardening.agent_powercut PROPERTIES TIMEOUT 300 ENVIRONMENT "${STOREFL_TEST_ENV}")

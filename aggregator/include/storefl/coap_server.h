@@ -83,6 +83,11 @@ int storefl_server_open(const storefl_server_opts *opts, const storefl_server_se
                         storefl_server **out, char *err, size_t errlen);
 /* Runs until *stop becomes non-zero (set it from a signal handler); returns 0 or STOREFL_ERR_IO. */
 int storefl_server_run(storefl_server *s, volatile sig_atomic_t *stop);
+/* One iteration of storefl_server_run(): handles the datagrams and timers that are due, waiting at
+ * most timeout_ms for something to happen (0: not at all), then the service's tick if its period
+ * has passed and pending Observe notifications. For callers that drive their own loop (the
+ * in-process request fuzzer, tests/fuzz/fuzz_coap_server.c). Returns 0 or STOREFL_ERR_IO. */
+int storefl_server_step(storefl_server *s, unsigned timeout_ms);
 /* Marks resources as changed: Observe notifications go out from the run loop. Safe to call from
  * inside a service callback. */
 void storefl_server_notify(storefl_server *s, unsigned changed);
