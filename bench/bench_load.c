@@ -24,8 +24,12 @@
  * Exit status 0 iff lost = double = 0 and every upload was acknowledged (--check also requires
  * every round to close with exactly N participants).
  *
+ * --disconnect: each agent closes its session after its upload (DTLS close_notify) and makes a new
+ * handshake next round, so the aggregator holds at most ~U sessions instead of N.
+ *
  * Usage: bench_load [--agents N] [--rounds R] [--compare N2] [--port P] [--inflight U]
- *                   [--handshakes H] [--dtype i8|f16|f32] [--small] [--aggregator PATH] [--keep DIR]
+ *                   [--handshakes H] [--dtype i8|f16|f32] [--small] [--disconnect] [--aggregator PATH]
+ *                   [--keep DIR]
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -53,6 +57,7 @@ typedef struct opts {
   long agents, rounds, compare, port, inflight, handshakes;
   storefl_dtype dtype;
   int small;
+  int disconnect; /* agents close their session after each upload (re-handshake next round) */
   char aggregator[4000];
   const char *keep;
 } opts;
@@ -242,6 +247,7 @@ static int closed_rounds(const opts *o, const agg_proc *p, long *participants, l
 
 typedef struct run_ctx {
   storefl_sim *sim;
+  int disconnect;
   char (*ids)[16];
   const storefl_model_msg *model;
   size_t numel;
@@ -315,6 +321,8 @@ static void on_upload(void *arg, size_t i, const storefl_sim_result *r) {
     c->bad_receipts++;
     return;
   }
+  if (c->disconnect)
+    storefl_sim_disconnect(c->sim, i);
   if (m.duplicate)
     c->duplicates++;
   else
@@ -381,6 +389,7 @@ static int run(const opts *o, long n, run_result *res) {
   memset(keys, 0, (size_t)n * sizeof *keys);
   c.ids = ids;
   c.dtype = o->dtype;
+  c.disconnect = o->disconnect;
   /* 1. Every agent's DTLS session. */
   size_t ok = 0;
   storefl_sim_connect(c.sim, NULL, 0, &ok);
@@ -500,11 +509,15 @@ static void print_run(const run_result *r) {
 }
 
 int main(int argc, char **argv) {
-  opts o = {1000, 10, 100, 20290, 32, 32, STOREFL_DTYPE_I8, 0, {0}, NULL};
+  opts o = {1000, 10, 100, 20290, 32, 32, STOREFL_DTYPE_I8, 0, 0, {0}, NULL};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "--small")) {
       o.small = 1;
+      continue;
+    }
+    if (!strcmp(a, "--disconnect")) {
+      o.disconnect = 1;
       continue;
     }
     if (i + 1 >= argc) {
@@ -563,11 +576,11 @@ int main(int argc, char **argv) {
   }
   if (rc || rc2)
     return 1;
-  printf(
-      "{\"bench\":\"load\",\"model\":\"%s\",\"dtype\":\"%s\",\"inflight\":%ld,\"limit\":{\"chacha20_poly1305_"
-      "1k_mb_s\":%.1f},\"ratio_upload_vs_cipher\":%.4f,\"run\":",
-      o.small ? "small (B=2^12, d=16)" : "default", storefl_dtype_name(o.dtype), o.inflight, limit,
-      big.upload_mbps / limit);
+  printf("{\"bench\":\"load\",\"model\":\"%s\",\"dtype\":\"%s\",\"inflight\":%ld,\"sessions\":\"%s\","
+         "\"limit\":{\"chacha20_poly1305_"
+         "1k_mb_s\":%.1f},\"ratio_upload_vs_cipher\":%.4f,\"run\":",
+         o.small ? "small (B=2^12, d=16)" : "default", storefl_dtype_name(o.dtype), o.inflight,
+         o.disconnect ? "closed after each upload" : "held by every agent", limit, big.upload_mbps / limit);
   print_run(&big);
   if (o.compare > 0 && o.compare != o.agents) {
     printf(",\"compare\":");
