@@ -426,14 +426,14 @@ static int run(const opts *o, long n, run_result *res) {
   /* 3. Rounds. */
   double upload_s = 0, t_all = bench_now();
   for (long r = 1; r <= o->rounds; r++) {
-    storefl_sim_req rq = {COAP_REQUEST_CODE_GET, "v1/round", -1, NULL, on_round, &c, 64};
+    storefl_sim_req rq = {COAP_REQUEST_CODE_GET, "v1/round", -1, NULL, on_round, &c, 64, NULL};
     storefl_sim_wave(c.sim, all, (size_t)n, &rq);
     long before = c.receipts;
     uint64_t up0 = 0;
     for (long i = 0; i < n; i++)
       up0 += storefl_sim_agent_stats(c.sim, (size_t)i)->body_up;
     storefl_sim_req uq = {COAP_REQUEST_CODE_POST, "v1/update", 60, make_update, on_upload, &c,
-                          (unsigned)o->inflight};
+                          (unsigned)o->inflight,  NULL};
     double t0 = bench_now();
     storefl_sim_wave(c.sim, all, (size_t)n, &uq);
     upload_s += bench_now() - t0;
