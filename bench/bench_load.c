@@ -24,8 +24,15 @@
  * Exit status 0 iff lost = double = 0 and every upload was acknowledged (--check also requires
  * every round to close with exactly N participants).
  *
+ * --disconnect: each agent closes its session after each exchange (DTLS close_notify) and makes a new
+ * handshake next round, so the aggregator holds at most ~U sessions instead of N.
+ *
  * Usage: bench_load [--agents N] [--rounds R] [--compare N2] [--port P] [--inflight U]
- *                   [--handshakes H] [--dtype i8|f16|f32] [--small] [--aggregator PATH] [--keep DIR]
+ *                   [--handshakes H] [--dtype i8|f16|f32] [--small] [--disconnect] [--aggregator PATH]
+ *                   [--agg-max-uploads M] [--block1] [--keep DIR]
+ * --block1: lock-step Block1 (RFC 7959) uploads instead of Q-Block1 (RFC 9177, the agent's default).
+ * --agg-max-uploads M: the aggregator accepts M block-wise uploads at once and answers 5.03 with
+ * Max-Age 1 beyond; the agents retry the same body (the exit status then also requires retries).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -53,6 +60,9 @@ typedef struct opts {
   long agents, rounds, compare, port, inflight, handshakes;
   storefl_dtype dtype;
   int small;
+  int disconnect;       /* agents close their session after each upload (re-handshake next round) */
+  long agg_max_uploads; /* > 0: the aggregator's [server] max_uploads (5.03 + Max-Age 1 beyond it) */
+  int block1;           /* plain Block1 (RFC 7959) instead of Q-Block1 */
   char aggregator[4000];
   const char *keep;
 } opts;
@@ -137,7 +147,9 @@ static int start_aggregator(const opts *o, long n, agg_proc *p, char (*ids)[16],
   snprintf(p->ini, sizeof p->ini, "%s/aggregator.ini", p->dir);
   snprintf(p->db, sizeof p->db, "%s/aggregator.db", p->dir);
   snprintf(p->log, sizeof p->log, "%s/aggregator.log", p->dir);
-  char ini[4096];
+  char ini[4096], busy[96] = "";
+  if (o->agg_max_uploads > 0)
+    snprintf(busy, sizeof busy, "max_uploads = %ld\nbusy_max_age_s = 1\n", o->agg_max_uploads);
   snprintf(
       ini, sizeof ini,
       "[storage]\ndb = %s\n[model]\narch = wide-deep-v1\n%s"
@@ -145,9 +157,9 @@ static int start_aggregator(const opts *o, long n, agg_proc *p, char (*ids)[16],
       "duration_s = 3600\nparticipation_q = 1.0\ntotal_rounds = %ld\nupload_dtype = %s\n"
       "[privacy]\nmode = central\nclip_norm = 1.0\nnoise_multiplier = 0\nsigning_key =\nepsilon_cap = 0\n"
       "[server]\nlisten = 127.0.0.1:%ld\nmax_sessions = %ld\nidle_timeout_s = 3600\nmax_handshakes = %ld\n"
-      "[dtls]\npsk_keys = %s\n[log]\nlevel = info\n",
+      "%s[dtls]\npsk_keys = %s\n[log]\nlevel = info\n",
       p->db, o->small ? "buckets = 4096\ndim = 16\nhidden = 32\n" : "", n, n, n, o->rounds,
-      storefl_dtype_name(o->dtype), o->port, n + 64, o->handshakes > 128 ? o->handshakes : 128, path);
+      storefl_dtype_name(o->dtype), o->port, n + 64, o->handshakes > 128 ? o->handshakes : 128, busy, path);
   if (write_file(p->ini, ini, 0600))
     return -1;
   p->pid = fork();
@@ -242,6 +254,7 @@ static int closed_rounds(const opts *o, const agg_proc *p, long *participants, l
 
 typedef struct run_ctx {
   storefl_sim *sim;
+  int disconnect;
   char (*ids)[16];
   const storefl_model_msg *model;
   size_t numel;
@@ -252,7 +265,7 @@ typedef struct run_ctx {
   /* results */
   double *lat, *hs;
   size_t n_lat;
-  long receipts, duplicates, failures, bad_receipts, round_errors;
+  long receipts, duplicates, failures, bad_receipts, round_errors, retried;
   uint64_t bytes_up;
   uint64_t cur_round;
   char first_error[200];
@@ -265,6 +278,8 @@ static void on_round(void *arg, size_t i, const storefl_sim_result *r) {
     c->round_errors++;
     memset(&c->rounds[i], 0, sizeof c->rounds[i]);
   }
+  if (c->disconnect)
+    storefl_sim_disconnect(c->sim, i);
 }
 
 static uint64_t splitmix(uint64_t *x) {
@@ -315,6 +330,10 @@ static void on_upload(void *arg, size_t i, const storefl_sim_result *r) {
     c->bad_receipts++;
     return;
   }
+  if (c->disconnect)
+    storefl_sim_disconnect(c->sim, i);
+  if (r->attempts > 1)
+    c->retried++;
   if (m.duplicate)
     c->duplicates++;
   else
@@ -325,7 +344,7 @@ static void on_upload(void *arg, size_t i, const storefl_sim_result *r) {
 typedef struct run_result {
   long agents, rounds_done;
   double hs_p50, hs_p99, up_p50, up_p99, updates_per_s, upload_mbps, wall_s;
-  long vmhwm_kib, lost, doubled, failures, bad_receipts, round_errors, connected;
+  long vmhwm_kib, lost, doubled, failures, bad_receipts, round_errors, connected, retried;
   size_t update_bytes;
   char cipher[80];
   char first_error[200];
@@ -367,7 +386,7 @@ static int run(const opts *o, long n, run_result *res) {
   memset(&so, 0, sizeof so);
   so.port = (uint16_t)o->port;
   so.max_handshakes = (unsigned)o->handshakes;
-  so.q_block = 1;
+  so.q_block = !o->block1;
   so.timeout_ms = 60000;
   if (storefl_sim_create(&so, &c.sim, err, sizeof err) != 0) {
     fprintf(stderr, "bench_load: %s\n", err);
@@ -381,15 +400,18 @@ static int run(const opts *o, long n, run_result *res) {
   memset(keys, 0, (size_t)n * sizeof *keys);
   c.ids = ids;
   c.dtype = o->dtype;
-  /* 1. Every agent's DTLS session. */
-  size_t ok = 0;
-  storefl_sim_connect(c.sim, NULL, 0, &ok);
-  res->connected = (long)ok;
-  for (long i = 0; i < n; i++)
-    c.hs[i] = storefl_sim_agent_stats(c.sim, (size_t)i)->handshake_ms;
-  res->hs_p50 = pct(c.hs, (size_t)n, 50);
-  res->hs_p99 = pct(c.hs, (size_t)n, 99);
-  snprintf(res->cipher, sizeof res->cipher, "%s", storefl_sim_agent_cipher(c.sim, 0));
+  c.disconnect = o->disconnect;
+  /* 1. Every agent's DTLS session, all held at once (with --disconnect: made on demand in the
+   * waves and closed after each exchange, so at most ~U exist at a time). */
+  if (!o->disconnect) {
+    size_t ok = 0;
+    storefl_sim_connect(c.sim, NULL, 0, &ok);
+    res->connected = (long)ok;
+    for (long i = 0; i < n; i++)
+      c.hs[i] = storefl_sim_agent_stats(c.sim, (size_t)i)->handshake_ms;
+    res->hs_p50 = pct(c.hs, (size_t)n, 50);
+    res->hs_p99 = pct(c.hs, (size_t)n, 99);
+  }
   /* 2. The model's shapes (one download for the process: the update encoder needs only its
    * tensor names and shapes). */
   storefl_model_msg model;
@@ -399,6 +421,9 @@ static int run(const opts *o, long n, run_result *res) {
     goto out;
   }
   c.model = &model;
+  snprintf(res->cipher, sizeof res->cipher, "%s", storefl_sim_agent_cipher(c.sim, 0));
+  if (o->disconnect)
+    storefl_sim_disconnect(c.sim, 0);
   for (uint32_t t = 0; t < model.n_tensors; t++) {
     uint64_t ne = 0;
     storefl_tensor_numel(&model.tensors[t], &ne);
@@ -410,14 +435,14 @@ static int run(const opts *o, long n, run_result *res) {
   /* 3. Rounds. */
   double upload_s = 0, t_all = bench_now();
   for (long r = 1; r <= o->rounds; r++) {
-    storefl_sim_req rq = {COAP_REQUEST_CODE_GET, "v1/round", -1, NULL, on_round, &c, 64};
+    storefl_sim_req rq = {COAP_REQUEST_CODE_GET, "v1/round", -1, NULL, on_round, &c, 64, NULL};
     storefl_sim_wave(c.sim, all, (size_t)n, &rq);
     long before = c.receipts;
     uint64_t up0 = 0;
     for (long i = 0; i < n; i++)
       up0 += storefl_sim_agent_stats(c.sim, (size_t)i)->body_up;
     storefl_sim_req uq = {COAP_REQUEST_CODE_POST, "v1/update", 60, make_update, on_upload, &c,
-                          (unsigned)o->inflight};
+                          (unsigned)o->inflight,  NULL};
     double t0 = bench_now();
     storefl_sim_wave(c.sim, all, (size_t)n, &uq);
     upload_s += bench_now() - t0;
@@ -443,6 +468,16 @@ static int run(const opts *o, long n, run_result *res) {
       break;
   }
   res->wall_s = bench_now() - t_all;
+  if (o->disconnect) {
+    /* Handshakes made in the waves: each agent's last one. */
+    for (long i = 0; i < n; i++) {
+      const storefl_sim_stats *st = storefl_sim_agent_stats(c.sim, (size_t)i);
+      c.hs[i] = st->handshake_ms;
+      res->connected += st->handshakes > 0;
+    }
+    res->hs_p50 = pct(c.hs, (size_t)n, 50);
+    res->hs_p99 = pct(c.hs, (size_t)n, 99);
+  }
   res->vmhwm_kib = vmhwm_kib(p.pid);
   stop_aggregator(&p);
   if (closed_rounds(o, &p, parts, o->rounds) != 0) {
@@ -461,6 +496,7 @@ static int run(const opts *o, long n, run_result *res) {
   res->upload_mbps = upload_s > 0 ? (double)c.bytes_up / upload_s / 1e6 : 0;
   res->update_bytes = c.receipts ? (size_t)(c.bytes_up / (uint64_t)(c.receipts + c.duplicates)) : 0;
   res->failures = c.failures;
+  res->retried = c.retried;
   res->bad_receipts = c.bad_receipts;
   res->round_errors = c.round_errors;
   snprintf(res->first_error, sizeof res->first_error, "%s", c.first_error);
@@ -493,18 +529,26 @@ static void print_run(const run_result *r) {
          "\"handshake_ms_p99\":%.2f,\"upload_ms_p50\":%.2f,\"upload_ms_p99\":%.2f,\"updates_per_s\":%.1f,"
          "\"update_bytes\":%zu,\"upload_payload_mb_s\":%.2f,\"wall_s\":%.1f,\"aggregator_vmhwm_kib\":%ld,"
          "\"lost\":%ld,\"double_counted\":%ld,\"failed_uploads\":%ld,\"bad_receipts\":%ld,"
-         "\"round_errors\":%ld,\"first_error\":\"%s\"}",
+         "\"round_errors\":%ld,\"retried_uploads\":%ld,\"first_error\":\"%s\"}",
          r->agents, r->connected, r->rounds_done, r->cipher, r->hs_p50, r->hs_p99, r->up_p50, r->up_p99,
          r->updates_per_s, r->update_bytes, r->upload_mbps, r->wall_s, r->vmhwm_kib, r->lost, r->doubled,
-         r->failures, r->bad_receipts, r->round_errors, r->first_error);
+         r->failures, r->bad_receipts, r->round_errors, r->retried, r->first_error);
 }
 
 int main(int argc, char **argv) {
-  opts o = {1000, 10, 100, 20290, 32, 32, STOREFL_DTYPE_I8, 0, {0}, NULL};
+  opts o = {1000, 10, 100, 20290, 32, 32, STOREFL_DTYPE_I8, 0, 0, 0, 0, {0}, NULL};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "--small")) {
       o.small = 1;
+      continue;
+    }
+    if (!strcmp(a, "--disconnect")) {
+      o.disconnect = 1;
+      continue;
+    }
+    if (!strcmp(a, "--block1")) {
+      o.block1 = 1;
       continue;
     }
     if (i + 1 >= argc) {
@@ -520,6 +564,8 @@ int main(int argc, char **argv) {
       o.compare = strtol(v, NULL, 10);
     else if (!strcmp(a, "--port"))
       o.port = strtol(v, NULL, 10);
+    else if (!strcmp(a, "--agg-max-uploads"))
+      o.agg_max_uploads = strtol(v, NULL, 10);
     else if (!strcmp(a, "--inflight"))
       o.inflight = strtol(v, NULL, 10);
     else if (!strcmp(a, "--handshakes"))
@@ -563,11 +609,11 @@ int main(int argc, char **argv) {
   }
   if (rc || rc2)
     return 1;
-  printf(
-      "{\"bench\":\"load\",\"model\":\"%s\",\"dtype\":\"%s\",\"inflight\":%ld,\"limit\":{\"chacha20_poly1305_"
-      "1k_mb_s\":%.1f},\"ratio_upload_vs_cipher\":%.4f,\"run\":",
-      o.small ? "small (B=2^12, d=16)" : "default", storefl_dtype_name(o.dtype), o.inflight, limit,
-      big.upload_mbps / limit);
+  printf("{\"bench\":\"load\",\"model\":\"%s\",\"dtype\":\"%s\",\"inflight\":%ld,\"sessions\":\"%s\","
+         "\"limit\":{\"chacha20_poly1305_"
+         "1k_mb_s\":%.1f},\"ratio_upload_vs_cipher\":%.4f,\"run\":",
+         o.small ? "small (B=2^12, d=16)" : "default", storefl_dtype_name(o.dtype), o.inflight,
+         o.disconnect ? "closed after each exchange" : "held by every agent", limit, big.upload_mbps / limit);
   print_run(&big);
   if (o.compare > 0 && o.compare != o.agents) {
     printf(",\"compare\":");
@@ -578,6 +624,12 @@ int main(int argc, char **argv) {
   printf("}\n");
   int bad = big.lost || big.doubled || big.failures || big.bad_receipts || big.connected != big.agents ||
             big.rounds_done != o.rounds;
+  /* With a tight upload limit the busy path (5.03, Max-Age, same body again) must have been taken. */
+  if (o.agg_max_uploads > 0 && o.agg_max_uploads < o.inflight && big.retried == 0) {
+    fprintf(stderr, "bench_load: --agg-max-uploads %ld below --inflight %ld but no upload was retried\n",
+            o.agg_max_uploads, o.inflight);
+    bad = 1;
+  }
   if (o.compare > 0 && o.compare != o.agents)
     bad |= small.lost || small.doubled || small.failures || small.bad_receipts;
   return bad ? 1 : 0;

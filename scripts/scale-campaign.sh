@@ -26,7 +26,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 rounds=20 per_round=150 port=21500 work="$repo/build/scale" inflight=16 small=0 max_stores=4096
-cap="" q="" round_s=90
+cap="" self_q="" round_s=90
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
     --small) small=1; shift ;;
     --stores) max_stores=$2; shift 2 ;;
     --epsilon-cap) cap=$2; shift 2 ;;
-    --q) q=$2; shift 2 ;;
+    --q) self_q=$2; shift 2 ;;
     --round-s) round_s=$2; shift 2 ;;
     -h|--help) sed -n '3,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "scale-campaign: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -74,7 +74,7 @@ cd "$work"
 t0=$(date +%s)
 
 echo "== plan: every eligible customer as a store (few-shot split; at most $max_stores)"
-"$agent" campaign plan --data "$csv" --stores "$max_stores" --rounds "$rounds" --q "${q:-1}" --epsilon-cap "${cap:-8}" \
+"$agent" campaign plan --data "$csv" --stores "$max_stores" --rounds "$rounds" --q "${self_q:-1}" --epsilon-cap "${cap:-8}" \
   --ids-out ids.txt >plan.env
 # shellcheck disable=SC1091,SC2154 # plan.env sets adapt_end, min_lines, stores (campaign plan)
 . ./plan.env
@@ -91,12 +91,12 @@ sigma_used=0 ledger="" round_keys=""
 if [ -n "$cap" ]; then
   sigma_used=$sigma
   ledger=$'[ledger]\n'"key = $work/keys/ledger.key"$'\n'"epsilon_cap = $cap"
-  echo "   central DP: sigma = $sigma_used (accountant: epsilon $epsilon_planned per store after $rounds rounds, q ${q:-1})"
+  echo "   central DP: sigma = $sigma_used (accountant: epsilon $epsilon_planned per store after $rounds rounds, q ${self_q:-1})"
 fi
-if [ -n "$q" ]; then
+if [ -n "$self_q" ]; then
   total=$rounds
   round_keys="min_participants = 1"$'\n'"target_participants = 4096"$'\n'"max_participants = 4096"
-  round_keys+=$'\n'"duration_s = $round_s"$'\n'"participation_q = $q"$'\n'"on_short = extend"
+  round_keys+=$'\n'"duration_s = $round_s"$'\n'"participation_q = $self_q"$'\n'"on_short = extend"
 else
   round_keys="min_participants = $per_round"$'\n'"target_participants = $per_round"
   round_keys+=$'\n'"max_participants = $per_round"$'\n'"duration_s = 1800"$'\n'"participation_q = 1.0"
@@ -141,8 +141,8 @@ kill -0 "$srv" 2>/dev/null || { cat aggregator.log >&2; exit 1; }
 
 common=(--stores-dir stores --ids ids.txt --keys keys/stores --address "127.0.0.1:$port"
   --inflight "$inflight" --epsilon-cap "${cap:-8}")
-if [ -n "$q" ]; then
-  echo "== $rounds rounds, every one of $stores stores self-selects with q = $q, int8 updates (one process)"
+if [ -n "$self_q" ]; then
+  echo "== $rounds rounds, every one of $stores stores self-selects with q = $self_q, int8 updates (one process)"
   "$agent" simulate "${common[@]}" --self-select --rounds "$rounds" --dtype i8 --data "$csv" --summary i8.json
   "$agg" rounds --db aggregator.db --json --limit 0 >rounds.json
   stop_all

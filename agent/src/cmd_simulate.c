@@ -709,6 +709,8 @@ int storefl_cmd_simulate(int argc, char **argv) {
         if (join)
           perm[ncohort++] = i;
       }
+      if (stop_flag)
+        break;
     } else {
       if (draw(c.drbg, perm, c.n, o.per_round) != 0)
         goto out;
@@ -721,9 +723,12 @@ int storefl_cmd_simulate(int argc, char **argv) {
     c.n_lat = 0;
     double t_up = storefl_cmd_now();
     storefl_sim_req rq = {COAP_REQUEST_CODE_POST, "v1/update", 60, train_one, uploaded, &c,
-                          (unsigned)o.inflight};
-    if ((rc = storefl_sim_wave(c.sim, perm, ncohort, &rq)) != 0)
+                          (unsigned)o.inflight,   &stop_flag};
+    if ((rc = storefl_sim_wave(c.sim, perm, ncohort, &rq)) != 0) {
+      if (stop_flag)
+        break; /* reported below */
       goto out;
+    }
     rs->upload_s = storefl_cmd_now() - t_up - c.train_s;
     rs->train_s = c.train_s;
     rs->participants = c.receipts;
@@ -815,7 +820,7 @@ int storefl_cmd_simulate(int argc, char **argv) {
       const round_stat *s = &stats[k];
       fprintf(f,
               "%s{\"round\":%" PRIu64 ",\"selected\":%u,\"refused_by_budget\":%u,\"participants\":%u,"
-                                      "\"ndcg10\":%.6f,\"hr10\":%.6f,\"bytes_up_per_store\":%" PRIu64
+              "\"ndcg10\":%.6f,\"hr10\":%.6f,\"bytes_up_per_store\":%" PRIu64
               ",\"update_bytes_min\":%zu,\"update_bytes_max\":%zu,\"bytes_down_per_store\":%" PRIu64
               ",\"train_s\":%.2f,\"upload_s\":%.2f,\"eval_s\":%.2f,\"wall_s\":%.2f,\"upload_ms_p50\":%.1f,"
               "\"upload_ms_p99\":%.1f}",

@@ -438,6 +438,16 @@ int storefl_sim_wave(storefl_sim *s, const size_t *agents, size_t n, const store
     return STOREFL_ERR_NOMEM;
   size_t next = 0, inflight = 0, done = 0, handshaking = 0;
   while (done < n) {
+    if (req->stop && *req->stop) {
+      /* Abandoned: the in-flight exchanges are dropped with their sessions (the bodies stay in the
+       * callers' outboxes, as an agent stopped mid-upload keeps them). */
+      for (size_t k = 0; k < inflight; k++) {
+        drop_session(&s->a[fly[k].agent]);
+        body_unref(fly[k].body);
+      }
+      free(fly);
+      return STOREFL_ERR_UNAVAILABLE;
+    }
     /* Fill free slots: the body is produced only now, so at most maxf bodies exist. */
     while (inflight < maxf && next < n) {
       size_t i = agents[next++];
@@ -620,7 +630,7 @@ int storefl_sim_request(storefl_sim *s, size_t i, coap_pdu_code_t method, const 
   if (i >= s->n)
     return STOREFL_ERR_INVALID;
   one_ctx c = {body, len, resp, STOREFL_ERR_UNAVAILABLE};
-  storefl_sim_req req = {method, path, content_format, body ? one_body : NULL, one_done, &c, 1};
+  storefl_sim_req req = {method, path, content_format, body ? one_body : NULL, one_done, &c, 1, NULL};
   int rc = storefl_sim_wave(s, &i, 1, &req);
   return rc ? rc : c.rc;
 }

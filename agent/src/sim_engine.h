@@ -18,6 +18,7 @@
 #define STOREFL_SIM_ENGINE_H
 
 #include <coap3/coap.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -93,11 +94,13 @@ typedef struct storefl_sim_req {
   int (*body)(void *arg, size_t agent, uint8_t **body, size_t *len);
   void (*done)(void *arg, size_t agent, const storefl_sim_result *r);
   void *arg;
-  unsigned max_inflight; /* requests in progress at once (and so bodies held), 0 -> 32 */
+  unsigned max_inflight;       /* requests in progress at once (and so bodies held), 0 -> 32 */
+  volatile sig_atomic_t *stop; /* optional: when it becomes non-zero (a signal handler), the wave is
+                                  abandoned (STOREFL_ERR_UNAVAILABLE; done is not called again) */
 } storefl_sim_req;
 
 /* Runs one wave: every agent of agents[0..n) makes the request; returns when all are done.
- * Errors: STOREFL_ERR_NOMEM, STOREFL_ERR_INVALID; individual failures go to done. */
+ * Errors: STOREFL_ERR_NOMEM, STOREFL_ERR_UNAVAILABLE (stopped); individual failures go to done. */
 int storefl_sim_wave(storefl_sim *s, const size_t *agents, size_t n, const storefl_sim_req *req);
 
 /* One blocking request on agent i's session (e.g. GET v1/model once for all agents of the process).
