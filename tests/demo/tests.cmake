@@ -40,3 +40,8 @@ if(NOT STOREFL_SANITIZE)
     ${CMAKE_BINARY_DIR} ${STOREFL_DEMO_PORT_COUNTRIES})
   set_tests_properties(demo.countries PROPERTIES TIMEOUT 300 ENVIRONMENT "${STOREFL_TEST_ENV}")
 endif()
+# Regression: an observer arriving after the campaign's last round timed out (both trees; ~45 s release).
+math(EXPR STOREFL_DEMO_PORT_AFTER "${STOREFL_DEMO_PORT} + 27")
+add_test(NAME demo.observer_after_end COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_demo.sh after ${CMAKE_SOURCE_DIR}
+  ${CMAKE_BINARY_DIR} ${STOREFL_DEMO_PORT_AFTER})
+set_tests_properties(demo.observer_after_end PROPERTIES TIMEOUT 400 ENVIRONMENT "${STOREFL_TEST_ENV}")
