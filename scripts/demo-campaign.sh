@@ -13,7 +13,7 @@
 # Usage: scripts/demo-campaign.sh [--stores N] [--rounds R] [--q Q] [--epsilon-cap E]
 #          [--round-s S] [--port P] [--work DIR] [--small] [--summary FILE] [--dtype i8|f16|f32]
 #          [--aggregator-cap E] [--mode central|local] [--by customer|country] [--weight-cap W]
-#          [--per-store]
+#          [--per-store] [--target N]
 #   Defaults: 40 stores, 8 rounds, q 0.5, epsilon cap 8 (delta 1e-5), 12 s rounds, port 21000,
 #   work dir build/demo, int8 uploads, central DP, customers as stores, weight cap 1000.
 #   --small: a smaller model (B = 2^12 buckets, d = 16). --epsilon-cap inf: no noise (sigma 0).
@@ -21,6 +21,9 @@
 #   --by country: the export's countries are the stores (use --stores 38 for all of them); it
 #   implies --per-store: quality over each store's own events, and each store's share of the
 #   aggregation weight (min(examples, weight cap) per update, from the aggregator's log).
+#   --target N: the aggregator's target_participants (default: the number of stores). With q = 1 a
+#   round closes as soon as N updates arrived; above the store count, at its deadline (so that the
+#   observer, whose evaluation can take longer than a round, sees every round).
 #   The aggregator's cap ([ledger] epsilon_cap) is the stores' cap unless --aggregator-cap is given.
 #   Environment: STOREFL_DATA_DIR (default ../shared/data relative to the repository),
 #   STOREFL_BUILD (default build), STOREFL_DEMO_LOCAL=1 adds the local-only baseline,
@@ -29,7 +32,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 stores=40 rounds=8 q=0.5 cap=8 delta=1e-5 round_s=12 port=21000 work="$repo/build/demo" small=0
-summary="" dtype=i8 agg_cap="" mode=central by=customer weight_cap=1000 per_store=0
+summary="" dtype=i8 agg_cap="" mode=central by=customer weight_cap=1000 per_store=0 target=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --stores) stores=$2; shift 2 ;;
@@ -47,10 +50,14 @@ while [ $# -gt 0 ]; do
     --by) by=$2; shift 2 ;;
     --weight-cap) weight_cap=$2; shift 2 ;;
     --per-store) per_store=1; shift ;;
-    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --target) target=$2; shift 2 ;;
+    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo-campaign: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+# Absolute: the script works inside $work and writes its path into the INI files.
+work=$(realpath -m "$work")
+[ -n "$summary" ] && summary=$(realpath -m "$summary")
 case "$mode" in central|local) ;; *) echo "demo-campaign: --mode is central or local" >&2; exit 2 ;; esac
 case "$by" in customer|country) ;; *) echo "demo-campaign: --by is customer or country" >&2; exit 2 ;; esac
 [ "$by" = country ] && per_store=1
@@ -110,7 +117,9 @@ echo "== plan: $stores stores (by $by), $rounds rounds, q = $q, epsilon cap $cap
 # shellcheck disable=SC1091,SC2154 # plan.env sets cut, adapt_end, sigma, ... (campaign plan)
 . ./plan.env
 echo "   few-shot split: cut $cut, stores hold every clean line before $adapt_end UTC"
-echo "   stores: the $stores largest ${by}s ($largest_lines .. $smallest_lines clean lines each)"
+clients=customers
+[ "$by" = country ] && clients=countries
+echo "   stores: the $stores largest $clients ($largest_lines .. $smallest_lines clean lines each)"
 echo "   $mode DP: noise multiplier sigma = $sigma (accountant: epsilon $epsilon_planned after $rounds rounds)"
 # inf: no noise; neither the aggregator's ledger nor the agents have a cap (0 = none).
 num_cap=$cap
@@ -137,7 +146,7 @@ arch = wide-deep-v1
 $model_keys
 [round]
 min_participants = 2
-target_participants = $stores
+target_participants = ${target:-$stores}
 max_participants = 4096
 duration_s = $round_s
 participation_q = $q

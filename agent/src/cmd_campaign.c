@@ -812,11 +812,15 @@ static int cmd_watch(int argc, char **argv) {
         if (!observing) {
           observing = 1;
           SFL_INFO("campaign", "observing round %" PRIu64 " at %s", r->round, nc.address);
-          if (r->round > 1 && r->state == STOREFL_ROUND_OPEN) {
-            /* Rounds before this one ended before the observer came: account them from round 1. */
+          /* Rounds that ended before the observer came are accounted from round 1: those before the
+           * open one, or, when it arrives after the last round (the campaign is idle), all of them;
+           * without this an observer late by a whole campaign waited for rounds that never came. */
+          int open = r->state == STOREFL_ROUND_OPEN;
+          if ((open && r->round > 1) || (r->state == STOREFL_ROUND_IDLE && r->round >= 1)) {
+            uint64_t before = open ? r->round - 1 : r->round; /* rounds over, each a new model */
             cur_round = 1;
             cur.round = 1;
-            cur.base_version = r->model_version >= r->round ? r->model_version - (r->round - 1) : 1;
+            cur.base_version = r->model_version > before ? r->model_version - before : 1;
             cur.q = r->participation_q;
             cur.local = r->mode == STOREFL_PRIVACY_LOCAL;
             cur.sigma = r->noise_multiplier;

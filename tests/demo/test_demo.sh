@@ -19,7 +19,16 @@
 #              sigma is calibrated over 3 rounds): round 1 costs 8.15, round 2 would reach 12.4, so
 #              every round-2 update gets 4.03 budget_exceeded and rounds 2-3 are abandoned; the
 #              ledger holds round 1 only and no store is over 10 in it.
-# Usage: test_demo.sh campaign|interrupt|late|budget SOURCE_DIR BINARY_DIR PORT
+#   countries  the 12 largest countries as stores (--by country; small model, 2 rounds, q = 1): every
+#              store takes part in both rounds; the weight cap (1000) gives the United Kingdom
+#              (343,732 lines) the same weight as Germany; the per-store table lists each country's
+#              own events (the UK holds most); no process is left.
+#   after      regression: an observer that came after the campaign's last round (the aggregator idle)
+#              waited for rounds that never came and timed out (seen under load in the ASan tree). 4
+#              stores, small model, 2 rounds, q = 1, the observer 40 s late: it must report both rounds
+#              (charged as closed, without times), the final comparison and every store's epsilon equal
+#              to its own local ledger's.
+# Usage: test_demo.sh campaign|interrupt|late|budget|countries|after SOURCE_DIR BINARY_DIR PORT
 set -euo pipefail
 mode=$1 src=$2 bin=$3 port=$4
 work=$(mktemp -d /tmp/storefl-demo-test.XXXXXX)
@@ -64,6 +73,15 @@ if [ "$mode" = late ]; then
 fi
 if [ "$mode" = budget ]; then
   args=(--stores 6 --small --rounds 3 --q 1 --epsilon-cap 16 --aggregator-cap 10 --round-s 8 --port "$port"
+    --work "$work/demo" --summary "$work/summary.json")
+fi
+if [ "$mode" = after ]; then
+  args=(--stores 4 --small --rounds 2 --q 1 --epsilon-cap 16 --round-s 5 --port "$port" --work "$work/demo"
+    --summary "$work/summary.json")
+  export STOREFL_DEMO_LATE_OBSERVER=40
+fi
+if [ "$mode" = countries ]; then
+  args=(--by country --stores 12 --small --rounds 2 --q 1 --epsilon-cap 16 --round-s 10 --port "$port"
     --work "$work/demo" --summary "$work/summary.json")
 fi
 # Ctrl-C only needs a campaign under way: fewer stores and the smaller model (fast under ASan too).
@@ -117,6 +135,72 @@ assert [e["round"] for e in ledger] == [1], [e["round"] for e in ledger]
 assert all(v <= 10 for v in ledger[-1]["epsilons"].values()), ledger[-1]["epsilons"]
 assert [r["closed"] for r in s["rounds"]] == [1, 0, 0], s["rounds"]
 print("aggregator cap held: ledger", {k: round(v, 3) for k, v in ledger[-1]["epsilons"].items()})
+PY
+  echo PASS
+  exit 0
+fi
+
+if [ "$mode" = after ]; then
+  rc=0
+  start_demo
+  wait "$script_pid" || rc=$?
+  cat "$work/out.log"
+  [ "$rc" = 0 ] || fail "demo-campaign.sh exited with $rc"
+  [ -z "$(left_processes)" ] || fail "processes left"
+  script_pid=""
+  grep -q "campaign finished after round 2" "$work/demo/aggregator.log" || fail "the campaign did not finish"
+  python3 - "$work/summary.json" "$bin/agent/storefl-agent" "$work/demo/stores" <<'PY' || fail "observer-after-end checks"
+import json, subprocess, sys
+s = json.load(open(sys.argv[1]))
+agent, stores = sys.argv[2], sys.argv[3]
+rs = s["rounds"]
+assert [r["round"] for r in rs] == [1, 2], rs
+assert all(r["closed"] == 1 and r["participants"] == 4 and r["seconds"] is None for r in rs), rs
+assert rs[-1]["ndcg10_global"] is not None, rs[-1]  # the final model is evaluated
+assert "tfidf" in s["final"] and "fed+personal (campaign)" in s["final"], s["final"]
+for sid, e in s["epsilon"].items():
+    out = subprocess.run([agent, "budget", "--db", "%s/%s.db" % (stores, sid), "--json"], check=True,
+                         capture_output=True, text=True).stdout
+    mine = [d["epsilon_spent"] for d in json.loads(out)["by_delta"] if d["delta"] == rs[0]["delta"]][0]
+    assert abs(e["epsilon"] - mine) <= 1e-9 * mine, (sid, e, mine)
+print("observer after the end: rounds", [r["round"] for r in rs], "epsilon",
+      {k: round(v["epsilon"], 3) for k, v in s["epsilon"].items()})
+PY
+  echo PASS
+  exit 0
+fi
+
+if [ "$mode" = countries ]; then
+  rc=0
+  start_demo
+  wait "$script_pid" || rc=$?
+  cat "$work/out.log"
+  [ "$rc" = 0 ] || fail "demo-campaign.sh exited with $rc"
+  [ -z "$(left_processes)" ] || fail "processes left"
+  script_pid=""
+  python3 - "$work/out.log" "$work/summary.json" "$work/demo/aggregator.log" <<'PY' || fail "countries checks"
+import json, re, sys
+out = open(sys.argv[1]).read()
+s = json.load(open(sys.argv[2]))
+assert s["stores"] == 12, s["stores"]
+assert len(s["rounds"]) == 2 and all(r["participants"] == 12 for r in s["rounds"]), s["rounds"]
+ps = s["per_store"]
+assert len(ps) == 12 and "United_Kingdom" in ps and "Germany" in ps, sorted(ps)
+uk = ps["United_Kingdom"]["events"]
+assert uk > 0.8 * s["events"], (uk, s["events"])  # the UK holds most of the held-out events
+assert sum(v["events"] for v in ps.values()) == s["events"], ps
+# weights from the aggregator's log: the cap makes the two largest countries equal
+w = {}
+for m in re.finditer(r"update accepted: store=(\S+) round=(\d+) weight=(\d+)", open(sys.argv[3]).read()):
+    w.setdefault(m.group(1), []).append(int(m.group(3)))
+assert len(w) == 12 and all(len(v) == 2 for v in w.values()), w
+assert w["United_Kingdom"] == [1000, 1000] and w["Germany"] == [1000, 1000], w
+assert min(min(v) for v in w.values()) < 1000, w  # the smallest of the 12 is under the cap
+share = re.search(r"^United_Kingdom +2 +1000 +([0-9.]+)%$", out, re.M)
+assert share, "no weight share line for the UK"
+assert abs(float(share.group(1)) - 100 * 2000 / sum(map(sum, w.values()))) < 0.01, share.group(1)
+assert re.search(r"^United_Kingdom +%d \|" % uk, out, re.M), "no per-store line for the UK"
+print("countries: UK %d of %d events, weight share %s%%" % (uk, s["events"], share.group(1)))
 PY
   echo PASS
   exit 0

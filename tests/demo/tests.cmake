@@ -33,3 +33,15 @@ set_tests_properties(demo.config_keys PROPERTIES TIMEOUT 60)
 # campaign plan --by country / --mode local / --epsilon-cap inf on the real export (no network; ~15 s).
 add_test(NAME demo.campaign_plan COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_campaign_plan.sh ${CMAKE_BINARY_DIR})
 set_tests_properties(demo.campaign_plan PROPERTIES TIMEOUT 300 ENVIRONMENT "${STOREFL_TEST_ENV}")
+# The countries as stores (12 largest; weight cap, per-store table): release tree only (~30 s).
+if(NOT STOREFL_SANITIZE)
+  math(EXPR STOREFL_DEMO_PORT_COUNTRIES "${STOREFL_DEMO_PORT} + 28")
+  add_test(NAME demo.countries COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_demo.sh countries ${CMAKE_SOURCE_DIR}
+    ${CMAKE_BINARY_DIR} ${STOREFL_DEMO_PORT_COUNTRIES})
+  set_tests_properties(demo.countries PROPERTIES TIMEOUT 300 ENVIRONMENT "${STOREFL_TEST_ENV}")
+endif()
+# Regression: an observer arriving after the campaign's last round timed out (both trees; ~45 s release).
+math(EXPR STOREFL_DEMO_PORT_AFTER "${STOREFL_DEMO_PORT} + 27")
+add_test(NAME demo.observer_after_end COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_demo.sh after ${CMAKE_SOURCE_DIR}
+  ${CMAKE_BINARY_DIR} ${STOREFL_DEMO_PORT_AFTER})
+set_tests_properties(demo.observer_after_end PROPERTIES TIMEOUT 400 ENVIRONMENT "${STOREFL_TEST_ENV}")
