@@ -120,6 +120,8 @@ static int record_clean_for_test(const char *dir, const storefl_round_msg *round
   free(copy);
   free(grid);
   return rc;
+}
+
 /* The round's decision, written in one meta value ("ROUND 1" selected, "ROUND 0" not) so that it is
  * atomic; "decided_round" (the round alone) is still written after it for older readers. */
 static int get_decision(storefl_store *st, uint64_t *round, int *selected) {
@@ -264,7 +266,7 @@ static void maybe_join(const storefl_agent_net_config *c, storefl_store *st, con
     if (decided == r->round && was_selected && !outbox_has(st, r->round)) {
       SFL_INFO("run", "round %" PRIu64 ": selected before a restart, no update queued yet: training now",
                r->round);
-      int rc = contribute(c, st, r, drbg);
+      int rc = contribute(c, st, r, drbg, rng);
       if (rc && rc != STOREFL_ERR_CONFLICT)
         SFL_ERROR("run", "round %" PRIu64 ": no update: %s", r->round, storefl_strerror(rc));
     }

@@ -758,6 +758,8 @@ static void hs_after_io(storefl_server *s) {
     s->hs_logged = now;
     hs_log(s, coap_ticks_to_rt_us(now) / 1000);
   }
+}
+
 int storefl_server_step(storefl_server *s, unsigned timeout_ms) {
   int r = coap_io_process(s->ctx, timeout_ms ? timeout_ms : COAP_IO_NO_WAIT);
   if (r < 0) {
