@@ -6,9 +6,10 @@
 
 #include "storefl/error.h"
 
-void storefl_hs_guard_init(storefl_hs_guard *g, unsigned per_addr, size_t max_entries) {
+void storefl_hs_guard_init(storefl_hs_guard *g, unsigned per_addr, size_t pressure, size_t max_entries) {
   memset(g, 0, sizeof *g);
   g->per_addr = per_addr;
+  g->pressure = pressure;
   g->max_entries = max_entries ? max_entries : 1;
 }
 
@@ -86,7 +87,7 @@ size_t storefl_hs_guard_sweep(storefl_hs_guard *g, storefl_hs_state (*state)(voi
       g->e[w++] = g->e[i];
   g->n = w;
   size_t dropped = 0;
-  if (g->per_addr && g->n > g->per_addr) { /* (cheap test first: the bound can only be passed then) */
+  if (g->per_addr && g->n > g->per_addr && g->n >= g->pressure) {
     qsort(g->e, g->n, sizeof *g->e, cmp_entry);
     /* Pass 2: in each address's run (oldest first), drop the droppable entries beyond per_addr;
      * keep the others, compacting in place. */

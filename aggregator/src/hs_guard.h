@@ -34,6 +34,7 @@ typedef struct storefl_hs_entry {
 
 typedef struct storefl_hs_guard {
   unsigned per_addr; /* 0: no per-address limit (entries are still tracked for the logs) */
+  size_t pressure;   /* the bound applies only while at least this many sessions are half-open */
   size_t max_entries;
   size_t n, cap;
   storefl_hs_entry *e;
@@ -42,8 +43,12 @@ typedef struct storefl_hs_guard {
   uint64_t untracked; /* additions refused because the registry was full */
 } storefl_hs_guard;
 
-/* Initializes an empty registry holding at most max_entries entries (>= 1). No allocation yet. */
-void storefl_hs_guard_init(storefl_hs_guard *g, unsigned per_addr, size_t max_entries);
+/* Initializes an empty registry holding at most max_entries entries (>= 1). No allocation yet.
+ * The per-address bound is enforced only under pressure, while at least `pressure` sessions are
+ * half-open (all addresses, all states; 0 = always): a handshake is never dropped while libcoap's
+ * slots are far from full, so many stores behind one address (or a slow machine, where handshakes
+ * take long) are not cut for nothing. */
+void storefl_hs_guard_init(storefl_hs_guard *g, unsigned per_addr, size_t pressure, size_t max_entries);
 void storefl_hs_guard_free(storefl_hs_guard *g);
 
 /* Records a new half-open session. STOREFL_ERR_INVALID for alen 0 or > STOREFL_HS_ADDR_MAX;
@@ -54,7 +59,8 @@ int storefl_hs_guard_add(storefl_hs_guard *g, const void *key, const uint8_t *ad
 /* Forgets key (no-op if unknown). Returns 1 if it was tracked. */
 int storefl_hs_guard_remove(storefl_hs_guard *g, const void *key);
 
-/* Asks state(ctx, key) for every entry; DONE entries leave. Then, for each address with more than
+/* Asks state(ctx, key) for every entry; DONE entries leave. Then, if at least `pressure` entries
+ * are left, for each address with more than
  * per_addr HANDSHAKE entries, calls drop(ctx, key) on its oldest ones until it has per_addr. HELLO
  * entries (before the cookie exchange) neither count nor are dropped: libcoap cannot free them, and
  * counting them would make the guard drop the address's next genuine handshake instead. Dropped entries leave
