@@ -286,7 +286,9 @@ int storefl_cmd_serve(int argc, char **argv) {
   sc.store_burst = 100;
   int prc = ini_parse(config, on_ini, &sc);
   if (prc != 0 || sc.err[0]) {
-    fprintf(stderr, "storefl-aggregator serve: %s: %s\n", config, sc.err[0] ? sc.err : "cannot parse");
+    /* The file's sections were checked by storefl_agg_config_load; inih returns the failing line. */
+    fprintf(stderr, "storefl-aggregator serve: %s:%d: %s\n", config, prc,
+            sc.err[0] ? sc.err : "cannot parse");
     return STOREFL_EXIT_FAIL;
   }
   if (listen && copy_str(sc.listen, sizeof sc.listen, listen) != 0) {
