@@ -155,7 +155,7 @@ static int start_aggregator(const opts *o, long n, agg_proc *p, char (*ids)[16],
       "[storage]\ndb = %s\n[model]\narch = wide-deep-v1\n%s"
       "[round]\nmin_participants = %ld\ntarget_participants = %ld\nmax_participants = %ld\n"
       "duration_s = 3600\nparticipation_q = 1.0\ntotal_rounds = %ld\nupload_dtype = %s\n"
-      "[privacy]\nmode = central\nclip_norm = 1.0\nnoise_multiplier = 0\nsigning_key =\nepsilon_cap = 0\n"
+      "[privacy]\nmode = central\nclip_norm = 1.0\nnoise_multiplier = 0\n"
       "[server]\nlisten = 127.0.0.1:%ld\nmax_sessions = %ld\nidle_timeout_s = 3600\nmax_handshakes = %ld\n"
       "%s[dtls]\npsk_keys = %s\n[log]\nlevel = info\n",
       p->db, o->small ? "buckets = 4096\ndim = 16\nhidden = 32\n" : "", n, n, n, o->rounds,

@@ -119,8 +119,6 @@ mode = central
 clip_norm = 1.0
 noise_multiplier = $sigma_used
 delta = 1e-5
-signing_key =
-epsilon_cap = 0
 [aggregation]
 weight_cap = 1000
 [server]
