@@ -232,7 +232,9 @@ for e in ledger:
     assert set(e["epsilons"]) == ids, ("ledger charges", sorted(set(e["epsilons"]) ^ ids))
 assert [x["round"] for x in r] == [1, 2, 3], r
 # Round 1 ended before the observer came: no time; its model (the base of round 2) is evaluated.
-assert r[0]["seconds"] is None and r[1]["seconds"] is not None, r
+# (Under ASan on a loaded machine the observer's set-up can outlast round 2 as well: rounds it did
+# not see have no time, but every round is reported and evaluated.)
+assert r[0]["seconds"] is None, r
 assert all(x["ndcg10_global"] is not None for x in r), r
 closed = [x for x in r if x["closed"] != 0]
 assert len(ledger) == len(closed), (len(ledger), closed)
