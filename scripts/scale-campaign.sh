@@ -16,17 +16,21 @@
 #      (storefl-aggregator rounds --json) and T receipts; then a summary (JSON in WORK/summary.json)
 # Usage: scripts/scale-campaign.sh [--rounds R] [--per-round T] [--port P] [--work DIR]
 #          [--inflight U] [--small] [--stores N] [--epsilon-cap E] [--q Q --round-s S]
+#          [--mode central|local]
 #   --epsilon-cap E: central DP, sigma = the accountant's calibration for E per store over R rounds
 #   (delta 1e-5; storefl-agent campaign plan), the stores' budget gates and the aggregator's signed
 #   ledger with cap E. --q Q: every store self-selects with probability Q (amplification by
 #   sampling), rounds close at their deadline (S seconds, default 90); no wire rounds then.
+#   --mode local: the aggregator runs [privacy] mode = local: each store clips, puts its update on
+#   the round's grid and adds the noise itself (sigma calibrated for local mode: q = 1, no
+#   amplification towards the aggregator); default central.
 #   Defaults: every eligible customer (--stores N: the N largest only), 20 rounds, 150 stores per round, port 21500, work dir build/scale, 16 uploads in
 #   flight, the default model (--small: B = 2^12 buckets, d = 16, hidden 32).
 #   Environment: STOREFL_DATA_DIR (default ../shared/data), STOREFL_BUILD (default build).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 rounds=20 per_round=150 port=21500 work="$repo/build/scale" inflight=16 small=0 max_stores=4096
-cap="" self_q="" round_s=90
+cap="" self_q="" round_s=90 mode=central
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
@@ -39,10 +43,12 @@ while [ $# -gt 0 ]; do
     --epsilon-cap) cap=$2; shift 2 ;;
     --q) self_q=$2; shift 2 ;;
     --round-s) round_s=$2; shift 2 ;;
-    -h|--help) sed -n '3,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --mode) mode=$2; shift 2 ;;
+    -h|--help) sed -n '3,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "scale-campaign: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+case "$mode" in central | local) ;; *) echo "scale-campaign: --mode central|local" >&2; exit 2 ;; esac
 build=${STOREFL_BUILD:-$repo/build}
 agent=$build/agent/storefl-agent
 agg=$build/aggregator/storefl-aggregator
@@ -75,7 +81,7 @@ t0=$(date +%s)
 
 echo "== plan: every eligible customer as a store (few-shot split; at most $max_stores)"
 "$agent" campaign plan --data "$csv" --stores "$max_stores" --rounds "$rounds" --q "${self_q:-1}" --epsilon-cap "${cap:-8}" \
-  --ids-out ids.txt >plan.env
+  --mode "$mode" --ids-out ids.txt >plan.env
 # shellcheck disable=SC1091,SC2154 # plan.env sets adapt_end, min_lines, stores (campaign plan)
 . ./plan.env
 echo "   $stores stores; they hold every clean line before $adapt_end UTC"
@@ -91,7 +97,7 @@ sigma_used=0 ledger="" round_keys=""
 if [ -n "$cap" ]; then
   sigma_used=$sigma
   ledger=$'[ledger]\n'"key = $work/keys/ledger.key"$'\n'"epsilon_cap = $cap"
-  echo "   central DP: sigma = $sigma_used (accountant: epsilon $epsilon_planned per store after $rounds rounds, q ${self_q:-1})"
+  echo "   $mode DP: sigma = $sigma_used (accountant: epsilon $epsilon_planned per store after $rounds rounds, q ${self_q:-1})"
 fi
 if [ -n "$self_q" ]; then
   total=$rounds
@@ -115,7 +121,7 @@ local_steps = 10
 local_lr = 0.005
 upload_dtype = i8
 [privacy]
-mode = central
+mode = $mode
 clip_norm = 1.0
 noise_multiplier = $sigma_used
 delta = 1e-5

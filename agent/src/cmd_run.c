@@ -10,6 +10,7 @@
 #include "budget_gate.h"
 #include "cmd_net.h"
 #include "net_agent.h"
+#include "release.h"
 #include "store_model.h"
 #include "storefl/cli.h"
 #include "storefl/codec.h"
@@ -167,7 +168,6 @@ static int contribute(const storefl_agent_net_config *c, storefl_store *st, cons
   size_t body_len = 0;
   uint64_t version = 0;
   uint8_t digest[32];
-  int64_t *grid = NULL;
   int rc = storefl_agent_load_model(st, "global", &global, &version, digest);
   if (rc == 0 && version != round->model_version)
     rc = STOREFL_ERR_CONFLICT;
@@ -194,43 +194,20 @@ static int contribute(const storefl_agent_net_config *c, storefl_store *st, cons
   if ((rc = storefl_model_create(&global->cfg, &delta)) != 0 ||
       (rc = storefl_local_update(global, &td, &tc, delta, &n_examples)) != 0)
     goto out;
-  /* Client-level clipping: everything this store sends in the round has L2 norm <= C. */
-  double norm = 0;
   int local = round->mode == STOREFL_PRIVACY_LOCAL;
   if (local) {
     const char *rec = getenv("STOREFL_TEST_RECORD_CLEAN");
     if (rec && *rec && (rc = record_clean_for_test(rec, round, delta->block, delta->numel)) != 0)
       goto out;
-    /* Clip, grid 2^-scale_bits, discrete Gaussian sigma*C: the values in delta are now the release. */
-    storefl_dp_span sp = {delta->block, delta->numel};
-    grid = malloc(delta->numel ? delta->numel * sizeof *grid : 1);
-    rc = grid ? storefl_dp_privatize_local(rng, &sp, 1, round->clip_norm, round->noise_multiplier,
-                                           ldexp(1.0, -(int)round->scale_bits), grid, &norm)
-              : STOREFL_ERR_NOMEM;
-    if (rc) {
-      SFL_ERROR("run", "round %" PRIu64 ": local privatization failed: %s", round->round,
-                storefl_strerror(rc));
-      goto out;
-    }
-  } else {
-    double ss = 0;
-    for (size_t i = 0; i < delta->numel; i++)
-      ss += (double)delta->block[i] * delta->block[i];
-    norm = sqrt(ss);
-    if (norm > round->clip_norm && norm > 0)
-      storefl_model_scale(delta, (float)(round->clip_norm / norm * (1.0 - 1e-6)));
   }
   /* Names and shapes in wire order come from the model message as received. */
   storefl_model_msg mm;
+  double norm = 0;
   if ((rc = storefl_store_get_model(st, "global", version, NULL, NULL, &blob, &blob_len)) != 0 ||
       (rc = storefl_model_decode(blob, blob_len, blob_len, &mm)) != 0)
     goto out;
-  if (local)
-    rc = storefl_agent_encode_update_local(&mm, delta->block, grid, delta->numel, c->store_id, round,
-                                           c->dtype, &body, &body_len);
-  else
-    rc = storefl_agent_encode_update(&mm, delta->block, delta->numel, c->store_id, round, n_examples,
-                                     c->dtype, drbg, &body, &body_len);
+  rc = storefl_agent_release_update(&mm, delta, c->store_id, round, n_examples, c->dtype, drbg, rng, &norm,
+                                    &body, &body_len);
   if (rc == 0)
     rc = storefl_store_outbox_enqueue(st, round->round, body, body_len, storefl_agent_now_ms(), NULL);
   if (rc == 0)
@@ -240,7 +217,6 @@ static int contribute(const storefl_agent_net_config *c, storefl_store *st, cons
              round->round, n_examples, norm, round->clip_norm,
              local ? ", noised on the grid (local mode)" : "", body_len, storefl_dtype_name(c->dtype));
 out:
-  free(grid);
   free(body);
   free(blob);
   storefl_model_free(delta);

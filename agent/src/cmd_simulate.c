@@ -16,6 +16,7 @@
 #include "eval_models.h"
 #include "eval_run.h"
 #include "net_agent.h"
+#include "release.h"
 #include "sim_engine.h"
 #include "store_model.h"
 #include "storefl/cli.h"
@@ -56,11 +57,12 @@ static void usage(FILE *out) {
           "  its deadline. Either way a store's decision is the agent's: rounds with noise (sigma > 0)\n"
           "  go through its privacy budget gate (refused past --epsilon-cap; Bernoulli(q) from the\n"
           "  CSPRNG; the spend recorded in its local ledger before anything is sent), rounds without\n"
-          "  noise draw Bernoulli(q); local-mode rounds with noise are declined (the agent cannot add\n"
-          "  local noise yet). Each taking part, when its turn comes, runs the agent's own code path:\n"
-          "  local federated step on its purchases\n"
-          "  (storefl_agent_local_update with the round's local_steps and local_lr), L2 clip to the\n"
-          "  round's C, encoding and quantization (storefl_agent_encode_update), the update queued in\n"
+          "  noise draw Bernoulli(q); local-mode rounds are gated and charged the same way. Each\n"
+          "  taking part, when its turn comes, runs the agent's own code path: local federated step on\n"
+          "  its purchases (storefl_agent_local_update with the round's local_steps and local_lr), then\n"
+          "  the agent's release step (storefl_agent_release_update, as 'run'): L2 clip to the round's C\n"
+          "  and quantized encoding; in local mode clip, the round's grid and discrete-Gaussian noise\n"
+          "  added by the store itself before encoding. The update is queued in\n"
           "  its SQLite outbox, the upload (Block1/Q-Block1 over its DTLS session, retried with the\n"
           "  same body on 5.03/4.08/timeouts), the receipt checked and stored (outbox: sent); then its\n"
           "  session is closed, so idle stores hold no memory on either side. Only the stores in\n"
@@ -134,9 +136,8 @@ typedef struct sim_ctx {
   uint8_t *model_body;
   size_t model_len;
   mbedtls_ctr_drbg_context *drbg;
-  storefl_rng *rng; /* the privacy layer's CSPRNG (budget gate draws) */
+  storefl_rng *rng; /* the privacy layer's CSPRNG (budget gate draws, local-mode noise) */
   unsigned refused; /* stores whose budget gate refused the round (cap) */
-  int warned_local;
   /* Per store, valid during a round. */
   int64_t *outbox_id;
   size_t *up_len;
@@ -163,17 +164,13 @@ static int open_store(const sim_ctx *c, size_t i, storefl_store **st) {
 /* The agent's decision for a round, as `storefl-agent run` makes it (maybe_join): rounds with noise
  * go through the privacy budget gate (refused past the store's cap; Bernoulli(q) from the CSPRNG;
  * the spend recorded in the store's local ledger before anything is sent); rounds without noise
- * draw Bernoulli(q) from the CTR_DRBG. Local-mode rounds with noise are declined (the agent cannot
- * add local noise yet). The decision is stored (meta decided_round). *join = 1 to take part. */
+ * draw Bernoulli(q) from the CTR_DRBG. Local-mode rounds are gated and charged the same way (the
+ * gate charges the store's own q). The decision is stored (meta decided_round). *join = 1 to take part. */
 static int decide(sim_ctx *c, storefl_store *st, size_t i, int *join) {
   const storefl_round_msg *r = &c->round;
   *join = 0;
   int rc = 0;
-  if (r->mode == STOREFL_PRIVACY_LOCAL && r->noise_multiplier > 0) {
-    if (!c->warned_local++)
-      SFL_WARN("simulate", "round %" PRIu64 ": local-mode noise is not supported by the agent; declining",
-               r->round);
-  } else if (r->noise_multiplier > 0) {
+  if (r->noise_multiplier > 0) {
     storefl_agent_gate g;
     memset(&g, 0, sizeof g);
     rc = storefl_agent_budget_gate(st, c->rng, r, c->o->epsilon_cap, storefl_agent_now_ms() / 1000, &g);
@@ -234,16 +231,9 @@ static int train_one(void *arg, size_t i, uint8_t **body, size_t *len) {
     rc = storefl_agent_local_update(st, c->global, &tc, delta, &n_examples);
   if (rc == 0 && n_examples == 0)
     rc = STOREFL_ERR_INVALID; /* nothing to learn from: the aggregator would refuse it (no_examples) */
-  if (rc == 0) {
-    double ss = 0;
-    for (size_t k = 0; k < delta->numel; k++)
-      ss += (double)delta->block[k] * delta->block[k];
-    double norm = sqrt(ss);
-    if (norm > c->round.clip_norm && norm > 0)
-      storefl_model_scale(delta, (float)(c->round.clip_norm / norm * (1.0 - 1e-6)));
-    rc = storefl_agent_encode_update(&c->model_msg, delta->block, delta->numel, c->ids[i], &c->round,
-                                     n_examples, c->o->dtype, c->drbg, body, len);
-  }
+  if (rc == 0)                /* clip (and in local mode noise on the grid) and encode, as `run` does */
+    rc = storefl_agent_release_update(&c->model_msg, delta, c->ids[i], &c->round, n_examples, c->o->dtype,
+                                      c->drbg, c->rng, NULL, body, len);
   if (rc == 0) {
     rc = storefl_store_outbox_enqueue(st, c->round.round, *body, *len, storefl_agent_now_ms(),
                                       &c->outbox_id[i]);

@@ -29,3 +29,16 @@ set_tests_properties(sim.scale PROPERTIES TIMEOUT 300 LABELS sim ENVIRONMENT "${
 add_test(NAME sim.load_busy COMMAND sim_load --agents 30 --rounds 2 --compare 0 --small --block1
   --agg-max-uploads 2 --inflight 16 --port 23440 --aggregator $<TARGET_FILE:storefl-aggregator>)
 set_tests_properties(sim.load_busy PROPERTIES TIMEOUT 300 LABELS sim)
+
+# sim.scale_local: scripts/scale-campaign.sh --mode local with 24 self-selecting stores (q = 1),
+# 2 rounds, epsilon cap 8: every store noises its own update through the agent's release step, the
+# rounds close with all 24 counted, and both ledgers (aggregator's audit export, each store's own)
+# record mode local with q = 1 (tests/sim/test_scale_local.sh). Ports 23450 / 23460 (ASan tree).
+if(STOREFL_SANITIZE)
+  set(STOREFL_SIM_LOCAL_PORT 23460)
+else()
+  set(STOREFL_SIM_LOCAL_PORT 23450)
+endif()
+add_test(NAME sim.scale_local COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_scale_local.sh ${CMAKE_SOURCE_DIR}
+  ${CMAKE_BINARY_DIR} ${STOREFL_SIM_LOCAL_PORT})
+set_tests_properties(sim.scale_local PROPERTIES TIMEOUT 300 LABELS sim ENVIRONMENT "${STOREFL_TEST_ENV}")
