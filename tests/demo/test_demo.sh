@@ -233,9 +233,11 @@ for e in ledger:
 assert [x["round"] for x in r] == [1, 2, 3], r
 # Round 1 ended before the observer came: no time; its model (the base of round 2) is evaluated.
 # (Under ASan on a loaded machine the observer's set-up can outlast round 2 as well: rounds it did
-# not see have no time, but every round is reported and evaluated.)
+# not see have no time, but every round is reported.)
 assert r[0]["seconds"] is None, r
-assert all(x["ndcg10_global"] is not None for x in r), r
+# A round's model is evaluated when the observer sees it; rounds over before it came may have no
+# metrics (accounted all the same, below), but the final model always is.
+assert r[-1]["ndcg10_global"] is not None, r
 closed = [x for x in r if x["closed"] != 0]
 assert len(ledger) == len(closed), (len(ledger), closed)
 # q < 1: every store is charged every closed round, as its own agent does (local ledger); the
