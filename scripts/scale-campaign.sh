@@ -20,7 +20,8 @@
 #   --epsilon-cap E: central DP, sigma = the accountant's calibration for E per store over R rounds
 #   (delta 1e-5; storefl-agent campaign plan), the stores' budget gates and the aggregator's signed
 #   ledger with cap E. --q Q: every store self-selects with probability Q (amplification by
-#   sampling), rounds close at their deadline (S seconds, default 90); no wire rounds then.
+#   sampling), rounds close at their deadline (S seconds, default 90; with Q = 1 as soon as every
+#   store has sent); no wire rounds then.
 #   --mode local: the aggregator runs [privacy] mode = local: each store clips, puts its update on
 #   the round's grid and adds the noise itself (sigma calibrated for local mode: q = 1, no
 #   amplification towards the aggregator); default central.
@@ -44,7 +45,7 @@ while [ $# -gt 0 ]; do
     --q) self_q=$2; shift 2 ;;
     --round-s) round_s=$2; shift 2 ;;
     --mode) mode=$2; shift 2 ;;
-    -h|--help) sed -n '3,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '3,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "scale-campaign: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -76,6 +77,7 @@ if [ -e "$work" ] && [ -n "$(ls -A "$work" 2>/dev/null)" ] && [ ! -f "$work/plan
 fi
 rm -rf "$work"
 mkdir -p "$work"
+work=$(cd "$work" && pwd) # the aggregator's config names files in it; the script cds into it
 cd "$work"
 t0=$(date +%s)
 
@@ -97,11 +99,17 @@ sigma_used=0 ledger="" round_keys=""
 if [ -n "$cap" ]; then
   sigma_used=$sigma
   ledger=$'[ledger]\n'"key = $work/keys/ledger.key"$'\n'"epsilon_cap = $cap"
-  echo "   $mode DP: sigma = $sigma_used (accountant: epsilon $epsilon_planned per store after $rounds rounds, q ${self_q:-1})"
+  charged_q=${self_q:-1}
+  [ "$mode" = local ] && charged_q="1 (local mode; stores self-select with ${self_q:-1})"
+  echo "   $mode DP: sigma = $sigma_used (accountant: epsilon $epsilon_planned per store after $rounds rounds, q $charged_q)"
 fi
 if [ -n "$self_q" ]; then
   total=$rounds
-  round_keys="min_participants = 1"$'\n'"target_participants = 4096"$'\n'"max_participants = 4096"
+  # q = 1: every store takes part, so the round can close on all of them instead of waiting out S
+  # (the charged q is 1 either way: storefl_budget_effective_q).
+  target=4096
+  awk "BEGIN { exit !($self_q >= 1) }" && target=$stores
+  round_keys="min_participants = 1"$'\n'"target_participants = $target"$'\n'"max_participants = 4096"
   round_keys+=$'\n'"duration_s = $round_s"$'\n'"participation_q = $self_q"$'\n'"on_short = extend"
 else
   round_keys="min_participants = $per_round"$'\n'"target_participants = $per_round"

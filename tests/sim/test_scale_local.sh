@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Local-mode DP through the in-process simulation: scripts/scale-campaign.sh --mode local with the
 # 24 largest customers as stores, every store self-selecting with q = 1, 2 rounds, epsilon cap 8
-# (sigma calibrated by campaign plan for local mode), small model, int8 uploads. Each store clips,
+# (sigma calibrated by campaign plan for local mode), small model, int8 uploads; with q = 1 a round
+# closes once all 24 have sent (the 120 s deadline only bounds a slow ASan run). Each store clips,
 # noises on the round's grid and encodes through the agent's release step (agent/src/release.h).
 # Asserts: every round closed with all 24 stores counted (none refused by its budget), receipts =
 # counted; an NDCG@10 for each round; the aggregator's signed ledger (audit export, verified)
@@ -14,7 +15,7 @@ work=$(mktemp -d /tmp/storefl-scale-local.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; tail -20 "$work/out.log" >&2 || true; exit 1; }
 STOREFL_BUILD=$bin bash "$src/scripts/scale-campaign.sh" --stores 24 --rounds 2 --small --mode local \
-  --epsilon-cap 8 --q 1 --round-s 12 --work "$work/scale" --port "$port" >"$work/out.log" 2>&1 ||
+  --epsilon-cap 8 --q 1 --round-s 120 --work "$work/scale" --port "$port" >"$work/out.log" 2>&1 ||
   fail "scale-campaign.sh --mode local failed"
 cat "$work/out.log"
 cd "$work/scale"
