@@ -134,8 +134,11 @@ for id in "${ids[@]}"; do
 done
 echo "   $(tail -1 partition.log | sed 's/^partition: //')"
 "$repo/scripts/make-dev-keys.sh" keys "${ids[@]}" observer >/dev/null
+# The observer has a PSK identity (it fetches models over DTLS) but is not a store: the ledger's
+# enrolment list - the identities a sampled round charges - is the stores only, not the PSK table.
+(umask 077 && printf '%s\n' "${ids[@]}" >"$work/keys/enrolment.txt")
 # The signed ledger records (epsilon, delta) per round: a campaign without noise has no ledger.
-ledger_keys=$'[ledger]\nkey = '"$work/keys/ledger.key"$'\nepsilon_cap = '"${agg_cap:-$num_cap}"
+ledger_keys=$'[ledger]\nkey = '"$work/keys/ledger.key"$'\nepsilon_cap = '"${agg_cap:-$num_cap}"$'\nenrolment = '"$work/keys/enrolment.txt"
 [ "$cap" = inf ] && ledger_keys=""
 if [ "$small" = 1 ]; then model_keys=$'buckets = 4096\ndim = 16\nhidden = 32'; else model_keys=""; fi
 cat >aggregator.ini <<INI

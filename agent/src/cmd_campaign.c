@@ -1,6 +1,7 @@
 /* storefl-agent campaign plan|watch: see cmd_campaign.h and the --help texts below. */
 #include "cmd_campaign.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -110,12 +111,6 @@ static void usage(FILE *out) {
           "      --stores-dir stores --ids ids.txt --rounds 8 --epsilon-cap 8\n"
           "  storefl-agent campaign plan --data online_retail.csv.gz --by country --stores 38 \\\n"
           "      --rounds 8 --q 1 --epsilon-cap 8 --ids-out ids.txt\n");
-}
-
-static volatile sig_atomic_t stop_flag;
-static void on_signal(int sig) {
-  (void)sig;
-  stop_flag = 1;
 }
 
 static double now_s(void) {
@@ -765,12 +760,9 @@ static int cmd_watch(int argc, char **argv) {
     fprintf(stderr, "campaign watch: %s: %s\n", nc.db, err);
     goto out;
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
+  if (storefl_cli_catch_stop_signals() != 0)
+    fprintf(stderr, "storefl-agent campaign watch: cannot install the SIGINT/SIGTERM handlers: %s\n",
+            strerror(errno));
 
   obs_state os = {1};
   double t0 = now_s(), t_round = NAN, next_sync = 0;
@@ -778,7 +770,7 @@ static int cmd_watch(int argc, char **argv) {
   round_rec cur;
   memset(&cur, 0, sizeof cur);
   int idle = 0, header = 0, observing = 0;
-  while (!stop_flag && nrecs < o.rounds && !idle) {
+  while (!storefl_cli_stop && nrecs < o.rounds && !idle) {
     if (now_s() - t0 > (double)o.timeout_s) {
       fprintf(stderr, "campaign watch: timeout after %lu s with %zu round(s) closed\n", o.timeout_s, nrecs);
       goto out;
@@ -915,7 +907,7 @@ static int cmd_watch(int argc, char **argv) {
       cl = NULL;
     }
   }
-  if (stop_flag) {
+  if (storefl_cli_stop) {
     fprintf(stderr, "campaign watch: interrupted after %zu round(s)\n", nrecs);
     goto out;
   }

@@ -12,6 +12,7 @@
 #include "eval_data.h"
 #include "eval_models.h"
 #include "eval_run.h"
+#include "net_agent.h"
 #include "storefl/cli.h"
 #include "storefl/error.h"
 #include "storefl/retail_csv.h"
@@ -286,7 +287,8 @@ int storefl_cmd_eval(int argc, char **argv) {
   storefl_retail_columns cols;
   storefl_retail_columns_default(&cols);
   char err[512] = "";
-  if (config && storefl_retail_columns_load_ini(config, "columns", &cols, err, sizeof err) != 0) {
+  if (config && (storefl_agent_ini_check(config, err, sizeof err) != STOREFL_OK ||
+                 storefl_retail_columns_load_ini(config, "columns", &cols, err, sizeof err) != 0)) {
     fprintf(stderr, "eval: %s: %s\n", config, err);
     return STOREFL_EXIT_FAIL;
   }

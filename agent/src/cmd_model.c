@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cmd_store.h"
+#include "net_agent.h"
 #include "store_model.h"
 #include "storefl/cli.h"
 #include "storefl/error.h"
@@ -178,7 +179,8 @@ int storefl_cmd_train(int argc, char **argv) {
   storefl_train_config_default(&tc);
   if (config) {
     char err[256];
-    if (storefl_train_config_load_ini(config, "model", &mc, &tc, err, sizeof err) != STOREFL_OK) {
+    if (storefl_agent_ini_check(config, err, sizeof err) != STOREFL_OK ||
+        storefl_train_config_load_ini(config, "model", &mc, &tc, err, sizeof err) != STOREFL_OK) {
       fprintf(stderr, "%s: %s\n", prog, err);
       return STOREFL_EXIT_USAGE;
     }
@@ -381,7 +383,8 @@ int storefl_cmd_personalize(int argc, char **argv) {
   storefl_train_config_default(&tc);
   if (config) {
     char err[256];
-    if (storefl_train_config_load_ini(config, "model", NULL, &tc, err, sizeof err) != STOREFL_OK) {
+    if (storefl_agent_ini_check(config, err, sizeof err) != STOREFL_OK ||
+        storefl_train_config_load_ini(config, "model", NULL, &tc, err, sizeof err) != STOREFL_OK) {
       fprintf(stderr, "%s: %s\n", prog, err);
       goto out;
     }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cmd_store.h"
+#include "net_agent.h"
 #include "storefl/cli.h"
 #include "storefl/error.h"
 #include "storefl/retail_csv.h"
@@ -487,7 +488,8 @@ int storefl_cmd_partition(int argc, char **argv) {
   storefl_retail_columns cols;
   storefl_retail_columns_default(&cols);
   char err[512];
-  if (config && storefl_retail_columns_load_ini(config, "columns", &cols, err, sizeof err) != STOREFL_OK) {
+  if (config && (storefl_agent_ini_check(config, err, sizeof err) != STOREFL_OK ||
+                 storefl_retail_columns_load_ini(config, "columns", &cols, err, sizeof err) != STOREFL_OK)) {
     fprintf(stderr, PROG ": %s\n", err);
     return STOREFL_EXIT_FAIL;
   }

@@ -1,4 +1,5 @@
 /* storefl-agent run: the agent's daemon (observe rounds, join when selected, train, upload). */
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -18,12 +19,6 @@
 #include "storefl/error.h"
 #include "storefl/log.h"
 #include "storefl/train.h"
-
-static volatile sig_atomic_t stop_flag;
-static void on_signal(int sig) {
-  (void)sig;
-  stop_flag = 1;
-}
 
 static void usage(FILE *out) {
   fprintf(out, "NAME\n"
@@ -332,19 +327,15 @@ int storefl_cmd_run(int argc, char **argv) {
     storefl_store_close(st);
     return STOREFL_EXIT_FAIL;
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
+  if (storefl_cli_catch_stop_signals() != 0)
+    fprintf(stderr, "storefl-agent run: cannot install the SIGINT/SIGTERM handlers: %s\n", strerror(errno));
 
   run_state rs = {1};
   storefl_client *cl = NULL;
   int failures = 0;
   long done = 0;
   int64_t next_sync = 0;
-  while (!stop_flag && (rounds == 0 || done < rounds)) {
+  while (!storefl_cli_stop && (rounds == 0 || done < rounds)) {
     if (!cl) {
       if (storefl_agent_connect(&c, &cl, err, sizeof err) != 0 ||
           storefl_client_observe(cl, "v1/round", on_round, &rs, err, sizeof err) != 0) {
@@ -352,7 +343,7 @@ int storefl_cmd_run(int argc, char **argv) {
         cl = NULL;
         int64_t wait = storefl_agent_backoff_ms(&c, ++failures, drbg);
         SFL_WARN("run", "aggregator unreachable (%s); retry in %lld ms", err, (long long)wait);
-        for (int64_t t = 0; t < wait && !stop_flag; t += 100) {
+        for (int64_t t = 0; t < wait && !storefl_cli_stop; t += 100) {
           struct timespec ts = {0, 100000000};
           nanosleep(&ts, NULL);
         }

@@ -1,6 +1,7 @@
 /* storefl-agent simulate: the scale campaign (see the --help text below and docs/demo.md). */
 #include "cmd_simulate.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <mbedtls/sha256.h>
@@ -99,12 +100,6 @@ static void usage(FILE *out) {
           "  storefl-agent simulate --stores-dir stores --ids ids.txt --keys keys/stores --rounds 20 \\\n"
           "      --per-round 150 --address 127.0.0.1:21500 --data online_retail.csv.gz\n"
           "  scripts/scale-campaign.sh        (everything: partition, keys, aggregator, campaign)\n");
-}
-
-static volatile sig_atomic_t stop_flag;
-static void on_signal(int sig) {
-  (void)sig;
-  stop_flag = 1;
 }
 
 typedef struct sim_opts {
@@ -644,19 +639,16 @@ int storefl_cmd_simulate(int argc, char **argv) {
         "held-out: %zu new-product purchase events of %zu of the %zu stores (few-shot; loaded in %.1f s)\n",
         ev.view.nevents, ev.view.nclients_with_events, c.n, storefl_cmd_now() - t);
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
+  if (storefl_cli_catch_stop_signals() != 0)
+    fprintf(stderr, "storefl-agent simulate: cannot install the SIGINT/SIGTERM handlers: %s\n",
+            strerror(errno));
 
   printf("%5s %5s %5s | %7s %7s | %10s %10s | %7s %7s %7s %7s | %8s\n", "round", "part", "count", "NDCG@10",
          "HR@10", "B up/st", "B down/st", "train s", "up s", "eval s", "wall s", "up p99ms");
   fflush(stdout);
   uint64_t model_version = 0;
   size_t via = 0; /* the store whose session reads the round and the model */
-  while (nstats < o.rounds && !stop_flag) {
+  while (nstats < o.rounds && !storefl_cli_stop) {
     double t_round = storefl_cmd_now();
     if ((rc = get_round(&c, via, &c.round)) != 0) {
       fprintf(stderr, "simulate: GET /v1/round: %s\n", storefl_strerror(rc));
@@ -687,7 +679,7 @@ int storefl_cmd_simulate(int argc, char **argv) {
     c.refused = 0;
     if (o.self_select) {
       /* Every store decides on its own, with the round's q. */
-      for (size_t i = 0; i < c.n && !stop_flag; i++) {
+      for (size_t i = 0; i < c.n && !storefl_cli_stop; i++) {
         storefl_store *st = NULL;
         int join = 0;
         if (open_store(&c, i, &st) != 0)
@@ -699,7 +691,7 @@ int storefl_cmd_simulate(int argc, char **argv) {
         if (join)
           perm[ncohort++] = i;
       }
-      if (stop_flag)
+      if (storefl_cli_stop)
         break;
     } else {
       if (draw(c.drbg, perm, c.n, o.per_round) != 0)
@@ -712,10 +704,10 @@ int storefl_cmd_simulate(int argc, char **argv) {
     c.train_s = 0;
     c.n_lat = 0;
     double t_up = storefl_cmd_now();
-    storefl_sim_req rq = {COAP_REQUEST_CODE_POST, "v1/update", 60, train_one, uploaded, &c,
-                          (unsigned)o.inflight,   &stop_flag};
+    storefl_sim_req rq = {COAP_REQUEST_CODE_POST, "v1/update",      60, train_one, uploaded, &c,
+                          (unsigned)o.inflight,   &storefl_cli_stop};
     if ((rc = storefl_sim_wave(c.sim, perm, ncohort, &rq)) != 0) {
-      if (stop_flag)
+      if (storefl_cli_stop)
         break; /* reported below */
       goto out;
     }
@@ -737,7 +729,7 @@ int storefl_cmd_simulate(int argc, char **argv) {
     /* The close: the next announcement names the next round, and the number the aggregator counted. */
     storefl_round_msg next;
     memset(&next, 0, sizeof next);
-    for (int t = 0; t < 6000 && !stop_flag; t++) {
+    for (int t = 0; t < 6000 && !storefl_cli_stop; t++) {
       if ((rc = get_round(&c, via, &next)) != 0) {
         fprintf(stderr, "simulate: GET /v1/round: %s\n", storefl_strerror(rc));
         goto out;
@@ -781,7 +773,7 @@ int storefl_cmd_simulate(int argc, char **argv) {
       goto out;
     }
   }
-  if (stop_flag) {
+  if (storefl_cli_stop) {
     fprintf(stderr, "simulate: interrupted after %zu round(s)\n", nstats);
     goto out;
   }

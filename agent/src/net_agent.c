@@ -13,7 +13,9 @@
 #include "storefl/codec.h"
 #include "storefl/dp.h"
 #include "storefl/error.h"
+#include "storefl/ini_check.h"
 #include "storefl/log.h"
+#include "storefl/parse.h"
 
 int64_t storefl_agent_now_ms(void) {
   struct timespec ts;
@@ -113,9 +115,16 @@ static int on_ini(void *user, const char *section, const char *name, const char 
       known = 0;
   } else if (!strcmp(section, "privacy")) {
     if (!strcmp(name, "epsilon_cap")) {
-      char *end;
-      c->epsilon_cap = strtod(v, &end);
-      bad = end == v || *end || !(c->epsilon_cap >= 0);
+      /* Finite only: inf passed strtod and then failed the budget gate on every noisy round. A store
+       * that wants no practical cap sets a large number; 1e9 bounds it. */
+      if (storefl_parse_double(v, 0, 1e9, &c->epsilon_cap)) {
+        snprintf(
+            p->err, sizeof p->err,
+            "[privacy] epsilon_cap: '%s' is not a finite number in [0, 1e9] (inf/nan refused: the store's "
+            "cap must be a number)",
+            v);
+        return 0;
+      }
     } else
       known = 0;
   } else if (!strcmp(section, "retry")) {
@@ -135,7 +144,17 @@ static int on_ini(void *user, const char *section, const char *name, const char 
   return 1;
 }
 
+const char *const storefl_agent_ini_sections[] = {"agent", "aggregator", "dtls",    "upload", "privacy",
+                                                  "retry", "model",      "columns", "eval",   NULL};
+
+int storefl_agent_ini_check(const char *path, char *err, size_t errlen) {
+  return storefl_ini_check_sections(path, storefl_agent_ini_sections, err, errlen);
+}
+
 int storefl_agent_net_config_load(const char *path, storefl_agent_net_config *c, char *err, size_t errlen) {
+  int crc = storefl_agent_ini_check(path, err, errlen);
+  if (crc != STOREFL_OK)
+    return crc;
   parse_ctx p = {c, {0}};
   int rc = ini_parse(path, on_ini, &p);
   if (rc < 0) {

@@ -42,8 +42,19 @@ typedef struct storefl_agent_net_config {
 } storefl_agent_net_config;
 
 void storefl_agent_net_config_defaults(storefl_agent_net_config *c);
-/* Reads the network sections of an agent INI over the defaults; other sections are ignored.
- * Errors: STOREFL_ERR_IO, STOREFL_ERR_INVALID (message with the key in err). */
+/* Every section of an agent INI: the network sections read here and [model], [columns], [eval] read
+ * by the training, ingest and evaluation loaders. NULL-terminated. */
+extern const char *const storefl_agent_ini_sections[];
+
+/* Checks that every section of the agent INI at path is in storefl_agent_ini_sections, so that a
+ * misspelt section is an error rather than ignored by every loader (storefl/ini_check.h). Each
+ * command reading an agent INI calls it once before its loaders. STOREFL_OK, STOREFL_ERR_IO,
+ * STOREFL_ERR_INVALID (err: "PATH:LINE: unknown section [S] (key K); ..."). */
+int storefl_agent_ini_check(const char *path, char *err, size_t errlen);
+
+/* Reads the network sections of an agent INI over the defaults, after storefl_agent_ini_check; other
+ * known sections are left to their loaders. Errors: STOREFL_ERR_IO, STOREFL_ERR_INVALID (message with
+ * the file, line, section and key in err). [privacy] epsilon_cap must be finite and >= 0. */
 int storefl_agent_net_config_load(const char *path, storefl_agent_net_config *c, char *err, size_t errlen);
 
 /* Opens a DTLS client to the aggregator with the configured credentials. */

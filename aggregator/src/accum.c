@@ -271,6 +271,36 @@ static void i8_scalar(int64_t *restrict sums, const uint8_t *restrict p, size_t 
  * (it is compared with a bound, never accumulated). */
 #define AVX2 __attribute__((target("avx2,f16c")))
 
+/* Horizontal reductions of the AVX2 kernels' in-pass measurements: s0 + s1 lane by lane, then
+ * pairwise (one order for every kernel); and the largest lane of m. */
+AVX2 static inline double hsum2_pd(__m256d s0, __m256d s1) {
+  double v[4], w[4];
+  _mm256_storeu_pd(v, s0);
+  _mm256_storeu_pd(w, s1);
+  return ((v[0] + w[0]) + (v[1] + w[1])) + ((v[2] + w[2]) + (v[3] + w[3]));
+}
+
+AVX2 static inline float hmax128_ps(__m128 m) {
+  float mm[4];
+  _mm_storeu_ps(mm, m);
+  return fmaxf(fmaxf(mm[0], mm[1]), fmaxf(mm[2], mm[3]));
+}
+
+AVX2 static inline double hmax_pd(__m256d m) {
+  double mm[4];
+  _mm256_storeu_pd(mm, m);
+  return fmax(fmax(mm[0], mm[1]), fmax(mm[2], mm[3]));
+}
+
+AVX2 static inline float hmax256_ps(__m256 m) {
+  float mm[8];
+  _mm256_storeu_ps(mm, m);
+  float mx = 0;
+  for (int j = 0; j < 8; j++)
+    mx = fmaxf(mx, mm[j]);
+  return mx;
+}
+
 AVX2 static void stats_f32_avx2(const uint8_t *p, size_t n, double *ss, double *mx) {
   __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
   __m128 m = _mm_setzero_ps();
@@ -284,13 +314,8 @@ AVX2 static void stats_f32_avx2(const uint8_t *p, size_t n, double *ss, double *
     s1 = _mm256_add_pd(s1, _mm256_mul_pd(db, db));
     m = _mm_max_ps(m, _mm_max_ps(_mm_and_ps(a, absmask), _mm_and_ps(b, absmask)));
   }
-  double v[4], w[4];
-  float mm[4];
-  _mm256_storeu_pd(v, s0);
-  _mm256_storeu_pd(w, s1);
-  _mm_storeu_ps(mm, m);
-  double sum = ((v[0] + w[0]) + (v[1] + w[1])) + ((v[2] + w[2]) + (v[3] + w[3]));
-  float mxf = fmaxf(fmaxf(mm[0], mm[1]), fmaxf(mm[2], mm[3]));
+  double sum = hsum2_pd(s0, s1);
+  float mxf = hmax128_ps(m);
   for (; i < n; i++) {
     float x;
     memcpy(&x, p + 4 * i, sizeof x);
@@ -314,15 +339,8 @@ AVX2 static void stats_f16_avx2(const uint8_t *p, size_t n, double *ss, double *
     s1 = _mm256_add_pd(s1, _mm256_mul_pd(db, db));
     m = _mm256_max_ps(m, _mm256_and_ps(f, absmask));
   }
-  double v[4], w[4];
-  float mm[8];
-  _mm256_storeu_pd(v, s0);
-  _mm256_storeu_pd(w, s1);
-  _mm256_storeu_ps(mm, m);
-  double sum = ((v[0] + w[0]) + (v[1] + w[1])) + ((v[2] + w[2]) + (v[3] + w[3]));
-  float mxf = 0;
-  for (int k = 0; k < 8; k++)
-    mxf = fmaxf(mxf, mm[k]);
+  double sum = hsum2_pd(s0, s1);
+  float mxf = hmax256_ps(m);
   for (; i < n; i++) {
     float x = g_half_table[(uint16_t)(p[2 * i] | (p[2 * i + 1] << 8))];
     sum += (double)x * x;
@@ -365,13 +383,8 @@ AVX2 static void f32_avx2(int64_t *sums, const uint8_t *p, size_t n, double ws, 
     }
   }
   if (ss) {
-    double v[4], w[4];
-    float mm[4];
-    _mm256_storeu_pd(v, s0);
-    _mm256_storeu_pd(w, s1);
-    _mm_storeu_ps(mm, m);
-    *ss += ((v[0] + w[0]) + (v[1] + w[1])) + ((v[2] + w[2]) + (v[3] + w[3]));
-    double mxf = fmaxf(fmaxf(mm[0], mm[1]), fmaxf(mm[2], mm[3]));
+    *ss += hsum2_pd(s0, s1);
+    double mxf = hmax128_ps(m);
     *mx = mxf > *mx ? mxf : *mx;
   }
   f32_scalar(sums + i, p + 4 * i, n - i, ws, sub, ss, mx);
@@ -395,15 +408,8 @@ AVX2 static void f16_avx2(int64_t *sums, const uint8_t *p, size_t n, double ws, 
     }
   }
   if (ss) {
-    double v[4], w[4];
-    float mm[8];
-    _mm256_storeu_pd(v, s0);
-    _mm256_storeu_pd(w, s1);
-    _mm256_storeu_ps(mm, m);
-    *ss += ((v[0] + w[0]) + (v[1] + w[1])) + ((v[2] + w[2]) + (v[3] + w[3]));
-    float mxf = 0;
-    for (int j = 0; j < 8; j++)
-      mxf = fmaxf(mxf, mm[j]);
+    *ss += hsum2_pd(s0, s1);
+    float mxf = hmax256_ps(m);
     *mx = (double)mxf > *mx ? (double)mxf : *mx;
   }
   f16_scalar(sums + i, p + 2 * i, n - i, ws, sub, ss, mx);
@@ -433,12 +439,8 @@ AVX2 static void i8_avx2(int64_t *sums, const uint8_t *p, size_t n, double ws, f
   }
   double sq = 0, mq = 0;
   if (ss) {
-    double v[4], w[4], mm[4];
-    _mm256_storeu_pd(v, s0);
-    _mm256_storeu_pd(w, s1);
-    _mm256_storeu_pd(mm, m);
-    sq = ((v[0] + w[0]) + (v[1] + w[1])) + ((v[2] + w[2]) + (v[3] + w[3]));
-    mq = fmax(fmax(mm[0], mm[1]), fmax(mm[2], mm[3]));
+    sq = hsum2_pd(s0, s1);
+    mq = hmax_pd(m);
   }
   for (; i < n; i++) {
     int q = (int8_t)p[i];
@@ -493,15 +495,8 @@ AVX2 static size_t part_avx2(int32_t *part, const storefl_tensor *u, size_t n, d
       }
     }
     if (ss) {
-      double v[4], w[4];
-      float mm[8];
-      _mm256_storeu_pd(v, s0);
-      _mm256_storeu_pd(w, s1);
-      _mm256_storeu_ps(mm, m);
-      *ss += ((v[0] + w[0]) + (v[1] + w[1])) + ((v[2] + w[2]) + (v[3] + w[3]));
-      float mxf = 0;
-      for (int j = 0; j < 8; j++)
-        mxf = fmaxf(mxf, mm[j]);
+      *ss += hsum2_pd(s0, s1);
+      float mxf = hmax256_ps(m);
       *mx = (double)mxf > *mx ? (double)mxf : *mx;
     }
   } else {
@@ -523,12 +518,8 @@ AVX2 static size_t part_avx2(int32_t *part, const storefl_tensor *u, size_t n, d
     }
     if (ss) {
       /* sums of q^2 (exact integers in double) and max |q|, scaled as tensor_stats does */
-      double v[4], w[4], mm[4];
-      _mm256_storeu_pd(v, s0);
-      _mm256_storeu_pd(w, s1);
-      _mm256_storeu_pd(mm, m);
-      double sq = ((v[0] + w[0]) + (v[1] + w[1])) + ((v[2] + w[2]) + (v[3] + w[3]));
-      double mq = fmax(fmax(mm[0], mm[1]), fmax(mm[2], mm[3]));
+      double sq = hsum2_pd(s0, s1);
+      double mq = hmax_pd(m);
       for (size_t j = i; j < n; j++) { /* the tail's measurement (part_scalar only adds for int8) */
         int q = (int8_t)p[j];
         sq += (double)(q * q);

@@ -13,7 +13,11 @@
 #include "storefl/codec.h"
 #include "storefl/dp.h"
 #include "storefl/error.h"
+#include "storefl/ini_check.h"
 #include "storefl/model.h"
+
+const char *const storefl_agg_ini_sections[] = {"storage",     "model", "round",  "privacy", "ledger",
+                                                "aggregation", "log",   "server", "dtls",    NULL};
 
 void storefl_agg_config_defaults(storefl_agg_config *c) {
   memset(c, 0, sizeof *c);
@@ -309,14 +313,26 @@ int storefl_agg_config_resolve_model(storefl_agg_config *c, char *err, size_t er
 }
 
 int storefl_agg_config_load(const char *path, storefl_agg_config *cfg, char *err, size_t errlen) {
+  int crc = storefl_ini_check_sections(path, storefl_agg_ini_sections, err, errlen);
+  if (crc != STOREFL_OK)
+    return crc;
   parse_ctx pc = {cfg, err, errlen, 0};
   int rc = ini_parse(path, handler, &pc);
   if (rc == -1)
     set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
-  return finish(&pc, rc);
+  int frc = finish(&pc, rc);
+  if (frc != STOREFL_OK && rc != -1 && err && errlen) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", err);
+    set_err(err, errlen, "%s: %s", path, msg);
+  }
+  return frc;
 }
 
 int storefl_agg_config_load_string(const char *text, storefl_agg_config *cfg, char *err, size_t errlen) {
+  int crc = storefl_ini_check_sections_string(text, "config", storefl_agg_ini_sections, err, errlen);
+  if (crc != STOREFL_OK)
+    return crc;
   parse_ctx pc = {cfg, err, errlen, 0};
   return finish(&pc, ini_parse_string(text, handler, &pc));
 }
@@ -419,6 +435,11 @@ int storefl_agg_config_validate(const storefl_agg_config *c, char *err, size_t e
     FAIL("[ledger] epsilon_cap needs the ledger: set [ledger] key");
   if (c->enrolment[0] && !c->signing_key[0])
     FAIL("[ledger] enrolment needs the ledger: set [ledger] key");
+  /* A round without noise has epsilon = inf, which a ledger entry cannot hold: such a round could
+   * never close (its closing transaction appends the entry). Refused here rather than recorded. */
+  if (c->signing_key[0] && !(c->noise_multiplier > 0))
+    FAIL("[ledger] key needs [privacy] noise_multiplier > 0: a round without noise has epsilon = inf, "
+         "which the ledger cannot record (refused; remove [ledger] to run without noise and ledger)");
   if (!(c->clip_tolerance >= 0 && c->clip_tolerance <= 1))
     FAIL("[privacy] clip_tolerance must be in [0, 1]");
   if (c->weight_cap < 1 || c->weight_cap > ((uint64_t)1 << 20))

@@ -1,6 +1,7 @@
 /* storefl-aggregator serve: the aggregator's service logic (agg_service) behind CoAP over DTLS. */
 #include "cmd_serve.h"
 
+#include <errno.h>
 #include <ini.h>
 #include <signal.h>
 #include <stdio.h>
@@ -186,12 +187,6 @@ static void on_changed(void *ctx, unsigned changed) {
     a->early |= m;
 }
 
-static volatile sig_atomic_t stop_flag;
-static void on_signal(int sig) {
-  (void)sig;
-  stop_flag = 1;
-}
-
 static void usage(FILE *out) {
   fprintf(out, "NAME\n"
                "  storefl-aggregator serve - run the federated rounds over CoAP + DTLS\n"
@@ -286,7 +281,9 @@ int storefl_cmd_serve(int argc, char **argv) {
   sc.store_burst = 100;
   int prc = ini_parse(config, on_ini, &sc);
   if (prc != 0 || sc.err[0]) {
-    fprintf(stderr, "storefl-aggregator serve: %s: %s\n", config, sc.err[0] ? sc.err : "cannot parse");
+    /* The file's sections were checked by storefl_agg_config_load; inih returns the failing line. */
+    fprintf(stderr, "storefl-aggregator serve: %s:%d: %s\n", config, prc,
+            sc.err[0] ? sc.err : "cannot parse");
     return STOREFL_EXIT_FAIL;
   }
   if (listen && copy_str(sc.listen, sizeof sc.listen, listen) != 0) {
@@ -418,18 +415,15 @@ int storefl_cmd_serve(int argc, char **argv) {
   if (a.early)
     storefl_server_notify(srv, a.early);
 
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
+  if (storefl_cli_catch_stop_signals() != 0)
+    fprintf(stderr, "storefl-aggregator serve: cannot install the SIGINT/SIGTERM handlers: %s\n",
+            strerror(errno));
   signal(SIGPIPE, SIG_IGN);
 
   SFL_INFO("serve", "listening on %s (%s%s%s), %zu PSK store(s), upload cap %llu bytes", sc.listen,
            insecure ? "plaintext CoAP" : "DTLS", psk ? " PSK" : "", so.dtls.cert_file ? " certificates" : "",
            storefl_psk_table_count(psk), (unsigned long long)cfg.max_upload_bytes);
-  rc = storefl_server_run(srv, &stop_flag);
+  rc = storefl_server_run(srv, &storefl_cli_stop);
   SFL_INFO("serve", "stopping (%s)", rc ? "I/O error" : "signal");
   storefl_server_close(srv);
   storefl_agg_close(a.agg);

@@ -45,3 +45,7 @@ math(EXPR STOREFL_DEMO_PORT_AFTER "${STOREFL_DEMO_PORT} + 27")
 add_test(NAME demo.observer_after_end COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_demo.sh after ${CMAKE_SOURCE_DIR}
   ${CMAKE_BINARY_DIR} ${STOREFL_DEMO_PORT_AFTER})
 set_tests_properties(demo.observer_after_end PROPERTIES TIMEOUT 400 ENVIRONMENT "${STOREFL_TEST_ENV}")
+
+# The README's configuration reference is a generated copy of docs/configuration.md's rows.
+add_test(NAME demo.config_readme COMMAND python3 ${CMAKE_SOURCE_DIR}/tools/config_reference.py ${CMAKE_SOURCE_DIR} --check)
+set_tests_properties(demo.config_readme PROPERTIES TIMEOUT 60)

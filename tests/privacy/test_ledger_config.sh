@@ -75,7 +75,25 @@ set -e
 [ "$rc" -eq 1 ] || fail "enrolment file mode 644: exit $rc, want 1"
 grep -q "chmod 600" mode.log || fail "no mode message: $(cat mode.log)"
 
-# 4. mode 0600: starts; one sampled round closes on its deadline with store-a only
+# 4. regression: a ledger without noise never closed a round (epsilon = inf cannot be recorded)
+base $'[ledger]\nkey = '"$work"$'/agg.key' | sed "s|^noise_multiplier = 1.0$|noise_multiplier = 0|" >nonoise.ini
+set +e
+"$agg" serve --config nonoise.ini >nonoise.log 2>&1
+rc=$?
+set -e
+[ "$rc" -eq 1 ] || fail "[ledger] key with noise_multiplier = 0: exit $rc, want 1"
+grep -q "needs \[privacy\] noise_multiplier > 0" nonoise.log || fail "no clear message: $(cat nonoise.log)"
+
+# 5. regression: a misspelt [ledger] section meant no ledger and no budget check, silently
+base $'[ledgr]\nkey = '"$work"$'/agg.key\nepsilon_cap = 3' >typo.ini
+set +e
+"$agg" serve --config typo.ini >typo.log 2>&1
+rc=$?
+set -e
+[ "$rc" -eq 1 ] || fail "[ledgr]: exit $rc, want 1"
+grep -q "typo.ini:[0-9]*: unknown section \[ledgr\] (key 'key')" typo.log || fail "no message naming file, line, section and key: $(cat typo.log)"
+
+# 6. mode 0600: starts; one sampled round closes on its deadline with store-a only
 chmod 600 stores.txt
 "$agg" serve --config enrol.ini >serve.log 2>&1 &
 pids+=($!)

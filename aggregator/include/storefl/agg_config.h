@@ -85,8 +85,14 @@ typedef struct storefl_agg_config {
 /* Fills every field with its documented default (the model spec is empty: it must be configured). */
 void storefl_agg_config_defaults(storefl_agg_config *cfg);
 
+/* Every section of the aggregator INI: the service's (this loader) and the transport's ([server],
+ * [dtls], read by `serve`). NULL-terminated. A section outside it is an error (storefl/ini_check.h). */
+extern const char *const storefl_agg_ini_sections[];
+
 /* Reads path over the defaults already in cfg and validates the result. On error writes a message
- * naming the line/key into err (if errlen > 0). STOREFL_ERR_IO (cannot read), STOREFL_ERR_INVALID. */
+ * naming the file, line, section and key into err (if errlen > 0): a section outside
+ * storefl_agg_ini_sections or an unknown key in a service section is an error.
+ * STOREFL_ERR_IO (cannot read), STOREFL_ERR_INVALID. */
 int storefl_agg_config_load(const char *path, storefl_agg_config *cfg, char *err, size_t errlen);
 
 /* Same from an in-memory INI text (tests). */

@@ -6,6 +6,7 @@
  */
 #ifndef STOREFL_CLI_H
 #define STOREFL_CLI_H
+#include <signal.h>
 #include <stdio.h>
 
 typedef struct storefl_command {
@@ -23,5 +24,15 @@ int storefl_cli_dispatch(const char *program, const storefl_command *commands, i
 
 /* Prints the command list (name and summary), used in --help texts. */
 void storefl_cli_print_commands(FILE *out, const storefl_command *commands);
+
+/* Set to 1 by SIGINT or SIGTERM once storefl_cli_catch_stop_signals() has run. Long-running commands
+ * (serve, run, simulate, campaign watch) poll it and stop cleanly: the signal only sets the flag, so
+ * no write is interrupted half-way. */
+extern volatile sig_atomic_t storefl_cli_stop;
+
+/* Installs the handler that sets storefl_cli_stop for SIGINT and SIGTERM. Returns 0, or -1 with errno
+ * set if sigaction failed (callers report it: the command then stops only by SIGKILL, which the
+ * stores and the aggregator survive, but not cleanly). */
+int storefl_cli_catch_stop_signals(void);
 
 #endif
