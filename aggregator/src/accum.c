@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storefl/codec.h"
 #include "storefl/error.h"
 
 /* Contributions must stay below 2^51 so that the "add 1.5 * 2^52" rounding trick (which needs
@@ -51,18 +52,6 @@ static float half_to_float(uint16_t h) {
 static void half_table_init(void) {
   for (uint32_t i = 0; i < 65536; i++)
     g_half_table[i] = half_to_float((uint16_t)i);
-}
-
-static size_t dtype_size(storefl_dtype t) {
-  switch (t) {
-  case STOREFL_DTYPE_F32:
-    return 4;
-  case STOREFL_DTYPE_F16:
-    return 2;
-  case STOREFL_DTYPE_I8:
-    return 1;
-  }
-  return 0;
 }
 
 static int shape_numel(uint32_t ndim, const uint64_t *shape, size_t *out) {
@@ -133,7 +122,7 @@ static int match_tensor(const storefl_accum *a, uint32_t t, const storefl_tensor
   for (uint32_t d = 0; d < m->ndim; d++)
     if (u->shape[d] != m->shape[d])
       return STOREFL_ERR_INVALID;
-  size_t es = dtype_size(u->dtype);
+  size_t es = storefl_dtype_size(u->dtype);
   if (es == 0)
     return STOREFL_ERR_FORMAT;
   if (u->nbytes != a->numel[t] * es || (a->numel[t] > 0 && !u->data))

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <ini.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,16 +58,6 @@ typedef struct parse_ctx {
   size_t errlen;
   int failed;
 } parse_ctx;
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 static int parse_u64(const char *v, uint64_t *out) {
   return storefl_parse_u64(v, 0, UINT64_MAX, out);
@@ -190,8 +179,8 @@ static int handler(void *user, const char *section, const char *name, const char
   else if (KEY("privacy", "signing_key") || KEY("privacy", "epsilon_cap")) {
     /* One ledger configuration: these keys moved to [ledger]; silently accepting them would leave two
      * spellings of the same policy to keep consistent. */
-    set_err(pc->err, pc->errlen, "[privacy] %s moved to [ledger] %s (see docs/privacy.md)", name,
-            strcmp(name, "signing_key") == 0 ? "key" : "epsilon_cap");
+    storefl_set_err(pc->err, pc->errlen, "[privacy] %s moved to [ledger] %s (see docs/privacy.md)", name,
+                    strcmp(name, "signing_key") == 0 ? "key" : "epsilon_cap");
     pc->failed = 1;
     return 0;
   } else if (KEY("ledger", "key")) {
@@ -238,12 +227,12 @@ static int handler(void *user, const char *section, const char *name, const char
            strcmp(section, "round") == 0 || strcmp(section, "privacy") == 0 ||
            strcmp(section, "ledger") == 0 || strcmp(section, "aggregation") == 0 ||
            strcmp(section, "log") == 0) {
-    set_err(pc->err, pc->errlen, "unknown key [%s] %s", section, name);
+    storefl_set_err(pc->err, pc->errlen, "unknown key [%s] %s", section, name);
     pc->failed = 1;
     return 0;
   }
   if (bad) {
-    set_err(pc->err, pc->errlen, "bad value for [%s] %s: '%s'", section, name, value);
+    storefl_set_err(pc->err, pc->errlen, "bad value for [%s] %s: '%s'", section, name, value);
     pc->failed = 1;
     return 0;
   }
@@ -256,14 +245,14 @@ static int finish(parse_ctx *pc, int rc) {
     if (pc->err && pc->errlen && rc > 0) {
       char msg[512];
       snprintf(msg, sizeof msg, "%s", pc->err);
-      set_err(pc->err, pc->errlen, "line %d: %s", rc, msg);
+      storefl_set_err(pc->err, pc->errlen, "line %d: %s", rc, msg);
     }
     return STOREFL_ERR_INVALID;
   }
   if (rc < 0)
     return STOREFL_ERR_IO;
   if (rc > 0) {
-    set_err(pc->err, pc->errlen, "line %d: syntax error", rc);
+    storefl_set_err(pc->err, pc->errlen, "line %d: syntax error", rc);
     return STOREFL_ERR_INVALID;
   }
   int vrc = storefl_agg_config_resolve_model(pc->cfg, pc->err, pc->errlen);
@@ -274,8 +263,9 @@ int storefl_agg_config_resolve_model(storefl_agg_config *c, char *err, size_t er
   if (c->n_tensors > 0 && !c->init_from_model)
     return STOREFL_OK; /* explicit spec */
   if (strcmp(c->arch, STOREFL_MODEL_ARCH) != 0) {
-    set_err(err, errlen, "[model] arch %s has no built-in definition: give its 'tensor = name:DIMxDIM' lines",
-            c->arch);
+    storefl_set_err(err, errlen,
+                    "[model] arch %s has no built-in definition: give its 'tensor = name:DIMxDIM' lines",
+                    c->arch);
     return STOREFL_ERR_INVALID;
   }
   storefl_model_config mc;
@@ -287,13 +277,14 @@ int storefl_agg_config_resolve_model(storefl_agg_config *c, char *err, size_t er
   if (c->model_hidden)
     mc.hidden = c->model_hidden;
   if (storefl_model_config_check(&mc) != STOREFL_OK) {
-    set_err(err, errlen, "[model] buckets/dim/hidden out of range (buckets a power of two in [16, 2^24])");
+    storefl_set_err(err, errlen,
+                    "[model] buckets/dim/hidden out of range (buckets a power of two in [16, 2^24])");
     return STOREFL_ERR_INVALID;
   }
   storefl_model *m = NULL;
   int rc = storefl_model_create(&mc, &m);
   if (rc) {
-    set_err(err, errlen, "[model] cannot create the %s model", c->arch);
+    storefl_set_err(err, errlen, "[model] cannot create the %s model", c->arch);
     return rc;
   }
   c->n_tensors = STOREFL_MODEL_NPARAMS;
@@ -319,12 +310,12 @@ int storefl_agg_config_load(const char *path, storefl_agg_config *cfg, char *err
   parse_ctx pc = {cfg, err, errlen, 0};
   int rc = ini_parse(path, handler, &pc);
   if (rc == -1)
-    set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    storefl_set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
   int frc = finish(&pc, rc);
   if (frc != STOREFL_OK && rc != -1 && err && errlen) {
     char msg[512];
     snprintf(msg, sizeof msg, "%s", err);
-    set_err(err, errlen, "%s: %s", path, msg);
+    storefl_set_err(err, errlen, "%s: %s", path, msg);
   }
   return frc;
 }
@@ -389,7 +380,7 @@ uint32_t storefl_agg_config_local_scale_bits(const storefl_agg_config *c) {
 int storefl_agg_config_validate(const storefl_agg_config *c, char *err, size_t errlen) {
 #define FAIL(...)                                                                                            \
   do {                                                                                                       \
-    set_err(err, errlen, __VA_ARGS__);                                                                       \
+    storefl_set_err(err, errlen, __VA_ARGS__);                                                               \
     return STOREFL_ERR_INVALID;                                                                              \
   } while (0)
   if (c->n_tensors == 0)

@@ -2,7 +2,6 @@
 #include "storefl/enrolment.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,16 +9,6 @@
 
 #include "storefl/codec.h"
 #include "storefl/error.h"
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || !errlen)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 static int is_space(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
@@ -42,7 +31,7 @@ int storefl_enrolment_parse(const char *buf, size_t len, storefl_enrolment *out,
     return STOREFL_ERR_INVALID;
   memset(out, 0, sizeof *out);
   if (len > STOREFL_ENROLMENT_MAX_BYTES) {
-    set_err(err, errlen, "more than %u bytes", STOREFL_ENROLMENT_MAX_BYTES);
+    storefl_set_err(err, errlen, "more than %u bytes", STOREFL_ENROLMENT_MAX_BYTES);
     return STOREFL_ERR_TOO_LARGE;
   }
   size_t cap = 0;
@@ -62,12 +51,12 @@ int storefl_enrolment_parse(const char *buf, size_t len, storefl_enrolment *out,
     if (l == 0 || *line == '#')
       continue;
     if (!storefl_store_id_valid(line, l)) {
-      set_err(err, errlen, "line %u: not a store id ([A-Za-z0-9._-]{1,64}, one per line)", lineno);
+      storefl_set_err(err, errlen, "line %u: not a store id ([A-Za-z0-9._-]{1,64}, one per line)", lineno);
       storefl_enrolment_free(out);
       return STOREFL_ERR_INVALID;
     }
     if (out->n == STOREFL_MAX_PARTICIPANTS) {
-      set_err(err, errlen, "line %u: more than %d stores", lineno, STOREFL_MAX_PARTICIPANTS);
+      storefl_set_err(err, errlen, "line %u: more than %d stores", lineno, STOREFL_MAX_PARTICIPANTS);
       storefl_enrolment_free(out);
       return STOREFL_ERR_INVALID;
     }
@@ -89,7 +78,7 @@ int storefl_enrolment_parse(const char *buf, size_t len, storefl_enrolment *out,
     qsort(out->ids, out->n, sizeof *out->ids, cmp_id);
   for (size_t i = 1; i < out->n; i++)
     if (strcmp(out->ids[i - 1], out->ids[i]) == 0) {
-      set_err(err, errlen, "store %s listed twice", out->ids[i]);
+      storefl_set_err(err, errlen, "store %s listed twice", out->ids[i]);
       storefl_enrolment_free(out);
       return STOREFL_ERR_INVALID;
     }
@@ -102,23 +91,23 @@ int storefl_enrolment_load(const char *path, storefl_enrolment *out, char *err, 
   memset(out, 0, sizeof *out);
   FILE *f = fopen(path, "rb");
   if (!f) {
-    set_err(err, errlen, "%s: %s", path, strerror(errno));
+    storefl_set_err(err, errlen, "%s: %s", path, strerror(errno));
     return STOREFL_ERR_IO;
   }
   struct stat st;
   int rc = STOREFL_OK;
   if (fstat(fileno(f), &st) != 0) {
-    set_err(err, errlen, "%s: %s", path, strerror(errno));
+    storefl_set_err(err, errlen, "%s: %s", path, strerror(errno));
     rc = STOREFL_ERR_IO;
   } else if (!S_ISREG(st.st_mode)) {
-    set_err(err, errlen, "%s: not a regular file", path);
+    storefl_set_err(err, errlen, "%s: not a regular file", path);
     rc = STOREFL_ERR_INVALID;
   } else if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-    set_err(err, errlen, "%s: mode %03o gives group/other access to the enrolment list; chmod 600 it", path,
-            (unsigned)(st.st_mode & 0777));
+    storefl_set_err(err, errlen, "%s: mode %03o gives group/other access to the enrolment list; chmod 600 it",
+                    path, (unsigned)(st.st_mode & 0777));
     rc = STOREFL_ERR_FORBIDDEN;
   } else if ((unsigned long long)st.st_size > STOREFL_ENROLMENT_MAX_BYTES) {
-    set_err(err, errlen, "%s: more than %u bytes", path, STOREFL_ENROLMENT_MAX_BYTES);
+    storefl_set_err(err, errlen, "%s: more than %u bytes", path, STOREFL_ENROLMENT_MAX_BYTES);
     rc = STOREFL_ERR_TOO_LARGE;
   }
   char *buf = NULL;
@@ -131,7 +120,7 @@ int storefl_enrolment_load(const char *path, storefl_enrolment *out, char *err, 
     else {
       n = fread(buf, 1, STOREFL_ENROLMENT_MAX_BYTES + 1, f);
       if (ferror(f)) {
-        set_err(err, errlen, "%s: read error", path);
+        storefl_set_err(err, errlen, "%s: read error", path);
         rc = STOREFL_ERR_IO;
       }
     }
@@ -141,7 +130,7 @@ int storefl_enrolment_load(const char *path, storefl_enrolment *out, char *err, 
     char msg[256] = "";
     rc = storefl_enrolment_parse(buf, n, out, msg, sizeof msg);
     if (rc)
-      set_err(err, errlen, "%s: %s", path, msg);
+      storefl_set_err(err, errlen, "%s: %s", path, msg);
   }
   free(buf);
   return rc;

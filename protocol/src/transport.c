@@ -8,7 +8,6 @@
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
 #include <netdb.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,16 +17,6 @@
 #include "storefl/codec.h"
 #include "storefl/error.h"
 #include "storefl/log.h"
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 void storefl_transport_init(void) {
   static int started;
@@ -60,16 +49,16 @@ struct storefl_psk_table {
 static int check_secret_file(FILE *f, const char *path, char *err, size_t errlen) {
   struct stat st;
   if (fstat(fileno(f), &st) != 0) {
-    set_err(err, errlen, "%s: %s", path, strerror(errno));
+    storefl_set_err(err, errlen, "%s: %s", path, strerror(errno));
     return STOREFL_ERR_IO;
   }
   if (!S_ISREG(st.st_mode)) {
-    set_err(err, errlen, "%s: not a regular file", path);
+    storefl_set_err(err, errlen, "%s: not a regular file", path);
     return STOREFL_ERR_INVALID;
   }
   if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-    set_err(err, errlen, "%s: mode %03o gives group/other access to secret keys; chmod 600 it", path,
-            (unsigned)(st.st_mode & 0777));
+    storefl_set_err(err, errlen, "%s: mode %03o gives group/other access to secret keys; chmod 600 it", path,
+                    (unsigned)(st.st_mode & 0777));
     return STOREFL_ERR_FORBIDDEN;
   }
   return STOREFL_OK;
@@ -107,7 +96,7 @@ int storefl_psk_table_load(const char *path, storefl_psk_table **out, char *err,
   *out = NULL;
   FILE *f = fopen(path, "r");
   if (!f) {
-    set_err(err, errlen, "%s: %s", path, strerror(errno));
+    storefl_set_err(err, errlen, "%s: %s", path, strerror(errno));
     return STOREFL_ERR_IO;
   }
   int rc = check_secret_file(f, path, err, errlen);
@@ -126,7 +115,7 @@ int storefl_psk_table_load(const char *path, storefl_psk_table **out, char *err,
     lineno++;
     size_t l = strlen(line);
     if (l == sizeof line - 1 && line[l - 1] != '\n') {
-      set_err(err, errlen, "%s:%u: line too long", path, lineno);
+      storefl_set_err(err, errlen, "%s:%u: line too long", path, lineno);
       rc = STOREFL_ERR_INVALID;
       goto done;
     }
@@ -148,13 +137,14 @@ int storefl_psk_table_load(const char *path, storefl_psk_table **out, char *err,
       p++;
     size_t hexlen = (size_t)(p - hex);
     if (*p != 0 || !storefl_store_id_valid(id, idlen)) {
-      set_err(err, errlen, "%s:%u: expected \"STORE_ID HEXKEY\" with a store id of [A-Za-z0-9._-]{1,64}",
-              path, lineno);
+      storefl_set_err(err, errlen,
+                      "%s:%u: expected \"STORE_ID HEXKEY\" with a store id of [A-Za-z0-9._-]{1,64}", path,
+                      lineno);
       rc = STOREFL_ERR_INVALID;
       goto done;
     }
     if (t->n == STOREFL_PSK_MAX_STORES) {
-      set_err(err, errlen, "%s:%u: more than %d stores", path, lineno, STOREFL_PSK_MAX_STORES);
+      storefl_set_err(err, errlen, "%s:%u: more than %d stores", path, lineno, STOREFL_PSK_MAX_STORES);
       rc = STOREFL_ERR_INVALID;
       goto done;
     }
@@ -173,8 +163,8 @@ int storefl_psk_table_load(const char *path, storefl_psk_table **out, char *err,
     memcpy(e->id, id, idlen);
     size_t klen = 0;
     if (parse_hex_key(hex, hexlen, e->key, sizeof e->key, &klen) != 0) {
-      set_err(err, errlen, "%s:%u: key of '%s' must be %d..%d bytes of hex", path, lineno, e->id,
-              STOREFL_PSK_MIN_KEY, STOREFL_PSK_MAX_KEY);
+      storefl_set_err(err, errlen, "%s:%u: key of '%s' must be %d..%d bytes of hex", path, lineno, e->id,
+                      STOREFL_PSK_MIN_KEY, STOREFL_PSK_MAX_KEY);
       rc = STOREFL_ERR_INVALID;
       goto done;
     }
@@ -182,7 +172,7 @@ int storefl_psk_table_load(const char *path, storefl_psk_table **out, char *err,
     t->n++;
   }
   if (ferror(f)) {
-    set_err(err, errlen, "%s: read error", path);
+    storefl_set_err(err, errlen, "%s: read error", path);
     rc = STOREFL_ERR_IO;
     goto done;
   }
@@ -191,7 +181,7 @@ int storefl_psk_table_load(const char *path, storefl_psk_table **out, char *err,
   for (size_t i = 0; i < t->n; i++) {
     t->e[i].bin.s = t->e[i].key; /* after qsort moved the entries */
     if (i && strcmp(t->e[i - 1].id, t->e[i].id) == 0) {
-      set_err(err, errlen, "%s: store '%s' appears twice", path, t->e[i].id);
+      storefl_set_err(err, errlen, "%s: store '%s' appears twice", path, t->e[i].id);
       rc = STOREFL_ERR_INVALID;
       goto done;
     }
@@ -241,7 +231,7 @@ int storefl_psk_key_file_read(const char *path, uint8_t *key, size_t cap, size_t
                               size_t errlen) {
   FILE *f = fopen(path, "r");
   if (!f) {
-    set_err(err, errlen, "%s: %s", path, strerror(errno));
+    storefl_set_err(err, errlen, "%s: %s", path, strerror(errno));
     return STOREFL_ERR_IO;
   }
   int rc = check_secret_file(f, path, err, errlen);
@@ -252,8 +242,8 @@ int storefl_psk_key_file_read(const char *path, uint8_t *key, size_t cap, size_t
     while (n && isspace((unsigned char)buf[n - 1]))
       buf[--n] = 0;
     if (parse_hex_key(buf, n, key, cap, len) != 0) {
-      set_err(err, errlen, "%s: expected %d..%d bytes of hex", path, STOREFL_PSK_MIN_KEY,
-              STOREFL_PSK_MAX_KEY);
+      storefl_set_err(err, errlen, "%s: expected %d..%d bytes of hex", path, STOREFL_PSK_MIN_KEY,
+                      STOREFL_PSK_MAX_KEY);
       rc = STOREFL_ERR_INVALID;
     }
   }
@@ -295,21 +285,21 @@ int storefl_dtls_server_setup(coap_context_t *ctx, const storefl_dtls_server_opt
     spsk.psk_info.hint.s = (const uint8_t *)hint;
     spsk.psk_info.hint.length = strlen(hint);
     if (!coap_context_set_psk2(ctx, &spsk)) {
-      set_err(err, errlen, "libcoap refused the PSK set-up");
+      storefl_set_err(err, errlen, "libcoap refused the PSK set-up");
       return STOREFL_ERR_CRYPTO;
     }
     any = 1;
   }
   if (o->cert_file || o->key_file || o->ca_file) {
     if (!o->cert_file || !o->key_file || !o->ca_file) {
-      set_err(err, errlen, "certificates need ca_file, cert_file and key_file together");
+      storefl_set_err(err, errlen, "certificates need ca_file, cert_file and key_file together");
       return STOREFL_ERR_INVALID;
     }
     const char *files[3] = {o->ca_file, o->cert_file, o->key_file};
     for (int i = 0; i < 3; i++) {
       FILE *f = fopen(files[i], "r");
       if (!f) {
-        set_err(err, errlen, "%s: %s", files[i], strerror(errno));
+        storefl_set_err(err, errlen, "%s: %s", files[i], strerror(errno));
         return STOREFL_ERR_IO;
       }
       fclose(f);
@@ -328,14 +318,14 @@ int storefl_dtls_server_setup(coap_context_t *ctx, const storefl_dtls_server_opt
     pki.pki_key.key.pem.public_cert = o->cert_file;
     pki.pki_key.key.pem.private_key = o->key_file;
     if (!coap_context_set_pki(ctx, &pki)) {
-      set_err(err, errlen, "libcoap refused the certificate set-up (%s, %s, %s)", o->ca_file, o->cert_file,
-              o->key_file);
+      storefl_set_err(err, errlen, "libcoap refused the certificate set-up (%s, %s, %s)", o->ca_file,
+                      o->cert_file, o->key_file);
       return STOREFL_ERR_CRYPTO;
     }
     any = 1;
   }
   if (!any) {
-    set_err(err, errlen, "no DTLS identity method configured (need a PSK keys file or certificates)");
+    storefl_set_err(err, errlen, "no DTLS identity method configured (need a PSK keys file or certificates)");
     return STOREFL_ERR_INVALID;
   }
   return STOREFL_OK;
@@ -652,7 +642,7 @@ static int client_open_once(const storefl_client_opts *opts, storefl_client **ou
     c->o.host = "127.0.0.1";
   if (strlen(c->o.host) >= sizeof c->host) {
     free(c);
-    set_err(err, errlen, "host name too long");
+    storefl_set_err(err, errlen, "host name too long");
     return STOREFL_ERR_INVALID;
   }
   memcpy(c->host, c->o.host, strlen(c->o.host) + 1);
@@ -668,7 +658,7 @@ static int client_open_once(const storefl_client_opts *opts, storefl_client **ou
   int rc = STOREFL_OK;
   coap_address_t dst;
   if (resolve(c->o.host, c->o.port, &dst) != 0) {
-    set_err(err, errlen, "cannot resolve %s", c->o.host);
+    storefl_set_err(err, errlen, "cannot resolve %s", c->o.host);
     rc = STOREFL_ERR_INVALID;
     goto fail;
   }
@@ -681,7 +671,7 @@ static int client_open_once(const storefl_client_opts *opts, storefl_client **ou
   coap_context_set_block_mode(c->ctx, COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY |
                                           (c->o.q_block ? COAP_BLOCK_TRY_Q_BLOCK : 0));
   if (!coap_context_set_max_block_size(c->ctx, c->o.block_size)) {
-    set_err(err, errlen, "invalid block size %u", c->o.block_size);
+    storefl_set_err(err, errlen, "invalid block size %u", c->o.block_size);
     rc = STOREFL_ERR_INVALID;
     goto fail;
   }
@@ -696,7 +686,7 @@ static int client_open_once(const storefl_client_opts *opts, storefl_client **ou
   } else if (c->o.psk_identity) {
     if (!storefl_store_id_valid(c->o.psk_identity, strlen(c->o.psk_identity)) || !c->o.psk_key ||
         c->o.psk_key_len == 0) {
-      set_err(err, errlen, "invalid PSK identity or key");
+      storefl_set_err(err, errlen, "invalid PSK identity or key");
       rc = STOREFL_ERR_INVALID;
       goto fail;
     }
@@ -723,12 +713,13 @@ static int client_open_once(const storefl_client_opts *opts, storefl_client **ou
     pki.pki_key.key.pem.private_key = c->o.key_file;
     c->session = coap_new_client_session_pki(c->ctx, NULL, &dst, COAP_PROTO_DTLS, &pki);
   } else {
-    set_err(err, errlen, "no credentials: need a PSK identity and key, or CA, certificate and key files");
+    storefl_set_err(err, errlen,
+                    "no credentials: need a PSK identity and key, or CA, certificate and key files");
     rc = STOREFL_ERR_INVALID;
     goto fail;
   }
   if (!c->session) {
-    set_err(err, errlen, "cannot create a session to %s:%u", c->o.host, (unsigned)c->o.port);
+    storefl_set_err(err, errlen, "cannot create a session to %s:%u", c->o.host, (unsigned)c->o.port);
     rc = STOREFL_ERR_UNAVAILABLE;
     goto fail;
   }
@@ -741,11 +732,12 @@ static int client_open_once(const storefl_client_opts *opts, storefl_client **ou
     narrow_tls(c, psk);
   rc = wait_until(c, &c->connected, c->o.timeout_ms);
   if (rc) {
-    set_err(err, errlen, "%s handshake with %s:%u %s (%s)", c->o.insecure ? "CoAP" : "DTLS", c->o.host,
-            (unsigned)c->o.port,
-            rc == STOREFL_ERR_UNAUTHORIZED ? "was refused (wrong key, unknown store or untrusted certificate)"
-                                           : "got no answer in time (unreachable or lossy network; retry)",
-            c->why ? c->why : "timeout");
+    storefl_set_err(err, errlen, "%s handshake with %s:%u %s (%s)", c->o.insecure ? "CoAP" : "DTLS",
+                    c->o.host, (unsigned)c->o.port,
+                    rc == STOREFL_ERR_UNAUTHORIZED
+                        ? "was refused (wrong key, unknown store or untrusted certificate)"
+                        : "got no answer in time (unreachable or lossy network; retry)",
+                    c->why ? c->why : "timeout");
     goto fail;
   }
   *out = c;
@@ -828,7 +820,7 @@ static int send_request(storefl_client *c, coap_pdu_code_t method, const char *p
                         storefl_response *resp, char *err, size_t errlen) {
   memset(resp, 0, sizeof *resp);
   if (c->failed) {
-    set_err(err, errlen, "session to %s:%u has failed", c->o.host, (unsigned)c->o.port);
+    storefl_set_err(err, errlen, "session to %s:%u has failed", c->o.host, (unsigned)c->o.port);
     return STOREFL_ERR_UNAVAILABLE;
   }
   coap_pdu_t *pdu = coap_pdu_init(c->o.non && body && len ? COAP_MESSAGE_NON : COAP_MESSAGE_CON, method,
@@ -855,7 +847,7 @@ static int send_request(storefl_client *c, coap_pdu_code_t method, const char *p
     ok = coap_add_data_large_request(c->session, pdu, len, body, NULL, NULL);
   if (!ok) {
     coap_delete_pdu(pdu);
-    set_err(err, errlen, "cannot build the request for /%s", path);
+    storefl_set_err(err, errlen, "cannot build the request for /%s", path);
     return STOREFL_ERR_INTERNAL;
   }
   if (observe) {
@@ -867,18 +859,18 @@ static int send_request(storefl_client *c, coap_pdu_code_t method, const char *p
   c->resp_rc = 0;
   if (coap_send(c->session, pdu) == COAP_INVALID_MID) {
     c->resp = NULL;
-    set_err(err, errlen, "cannot send the request for /%s", path);
+    storefl_set_err(err, errlen, "cannot send the request for /%s", path);
     return STOREFL_ERR_UNAVAILABLE;
   }
   int rc = wait_until(c, &c->done, c->o.timeout_ms);
   c->resp = NULL;
   if (rc) {
-    set_err(err, errlen, "no response to /%s from %s:%u", path, c->o.host, (unsigned)c->o.port);
+    storefl_set_err(err, errlen, "no response to /%s from %s:%u", path, c->o.host, (unsigned)c->o.port);
     storefl_response_free(resp);
     return rc;
   }
   if (c->resp_rc) {
-    set_err(err, errlen, "response to /%s: %s", path, storefl_strerror(c->resp_rc));
+    storefl_set_err(err, errlen, "response to /%s: %s", path, storefl_strerror(c->resp_rc));
     storefl_response_free(resp);
     return c->resp_rc;
   }

@@ -1,5 +1,8 @@
 #include "storefl/error.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *storefl_strerror(int err) {
   switch ((storefl_err)err) {
   case STOREFL_OK: return "ok";
@@ -40,4 +43,13 @@ int storefl_err_to_coap(int err) {
   case STOREFL_ERR_INTERNAL: return 500;
   }
   return 500;
+}
+
+void storefl_set_err(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || errlen == 0)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
 }

@@ -76,16 +76,6 @@ typedef struct ini_ctx {
   int rc;
 } ini_ctx;
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
-
 static int ini_handler_fn(void *user, const char *section, const char *name, const char *value) {
   ini_ctx *ctx = user;
   if (strcmp(section, ctx->section) != 0)
@@ -94,14 +84,14 @@ static int ini_handler_fn(void *user, const char *section, const char *name, con
   if (rc != STOREFL_OK) {
     ctx->rc = rc;
     if (rc == STOREFL_ERR_TOO_LARGE)
-      set_err(ctx->err, ctx->errlen, "[%s] %s: column name too long", section, name);
+      storefl_set_err(ctx->err, ctx->errlen, "[%s] %s: column name too long", section, name);
     else if (value[0] == '\0' && col_index(name) >= 0)
-      set_err(ctx->err, ctx->errlen, "[%s] %s: a required column cannot be empty", section, name);
+      storefl_set_err(ctx->err, ctx->errlen, "[%s] %s: a required column cannot be empty", section, name);
     else
-      set_err(ctx->err, ctx->errlen,
-              "[%s] unknown key '%s' (known: product, text, time, basket, shopper, quantity, price, "
-              "category, brand, country, kind)",
-              section, name);
+      storefl_set_err(ctx->err, ctx->errlen,
+                      "[%s] unknown key '%s' (known: product, text, time, basket, shopper, quantity, price, "
+                      "category, brand, country, kind)",
+                      section, name);
     return 0; /* makes ini_parse report this line */
   }
   return 1;
@@ -113,20 +103,20 @@ int storefl_retail_columns_load_ini(const char *path, const char *section, store
   ini_ctx ctx = {&tmp, section, err, errlen, STOREFL_OK};
   int line = ini_parse(path, ini_handler_fn, &ctx);
   if (line == -1) {
-    set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    storefl_set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     return STOREFL_ERR_IO;
   }
   if (line == -2) {
-    set_err(err, errlen, "%s: out of memory", path);
+    storefl_set_err(err, errlen, "%s: out of memory", path);
     return STOREFL_ERR_NOMEM;
   }
   if (line != 0) {
     if (ctx.rc != STOREFL_OK && err && errlen) {
       char buf[256];
       snprintf(buf, sizeof buf, "%s", err);
-      set_err(err, errlen, "%s:%d: %s", path, line, buf);
+      storefl_set_err(err, errlen, "%s:%d: %s", path, line, buf);
     } else {
-      set_err(err, errlen, "%s:%d: syntax error", path, line);
+      storefl_set_err(err, errlen, "%s:%d: syntax error", path, line);
     }
     return ctx.rc != STOREFL_OK ? ctx.rc : STOREFL_ERR_INVALID;
   }
@@ -317,7 +307,7 @@ static int finish_open(storefl_retail_reader *r, int rc, const storefl_retail_co
   if (rc == STOREFL_OK)
     rc = map_header(r, cols);
   if (rc != STOREFL_OK) {
-    set_err(err, errlen, "%s", r->err[0] ? r->err : storefl_strerror(rc));
+    storefl_set_err(err, errlen, "%s", r->err[0] ? r->err : storefl_strerror(rc));
     storefl_retail_close(r);
     return rc;
   }

@@ -9,6 +9,8 @@
 #ifndef STOREFL_ERROR_H
 #define STOREFL_ERROR_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -36,6 +38,12 @@ const char *storefl_strerror(int err);
 
 /* CoAP response code for an error, as class*100 + detail (e.g. 413 for 4.13). 0 for STOREFL_OK. */
 int storefl_err_to_coap(int err);
+
+/* Formats a message into the caller's err[errlen] buffer (the convention of every API that takes
+ * char *err, size_t errlen); does nothing when err is NULL or errlen is 0. Truncates, never
+ * overflows. */
+void storefl_set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #ifdef __cplusplus
 }
