@@ -55,6 +55,7 @@
 #include "storefl/codec.h"
 #include "storefl/error.h"
 #include "storefl/log.h"
+#include "storefl/stats.h"
 
 typedef struct opts {
   long agents, rounds, compare, port, inflight, handshakes;
@@ -66,19 +67,6 @@ typedef struct opts {
   char aggregator[4000];
   const char *keep;
 } opts;
-
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, size_t n, double p) {
-  if (!n)
-    return 0;
-  qsort(v, n, sizeof *v, cmp_d);
-  size_t k = (size_t)ceil(p / 100.0 * (double)n);
-  return v[k ? k - 1 : 0];
-}
 
 static double chacha_mbps(void) {
   enum { REC = 1024, N = 20000 };
@@ -409,8 +397,8 @@ static int run(const opts *o, long n, run_result *res) {
     res->connected = (long)ok;
     for (long i = 0; i < n; i++)
       c.hs[i] = storefl_sim_agent_stats(c.sim, (size_t)i)->handshake_ms;
-    res->hs_p50 = pct(c.hs, (size_t)n, 50);
-    res->hs_p99 = pct(c.hs, (size_t)n, 99);
+    res->hs_p50 = storefl_percentile(c.hs, (size_t)n, 50);
+    res->hs_p99 = storefl_percentile(c.hs, (size_t)n, 99);
   }
   /* 2. The model's shapes (one download for the process: the update encoder needs only its
    * tensor names and shapes). */
@@ -475,8 +463,8 @@ static int run(const opts *o, long n, run_result *res) {
       c.hs[i] = st->handshake_ms;
       res->connected += st->handshakes > 0;
     }
-    res->hs_p50 = pct(c.hs, (size_t)n, 50);
-    res->hs_p99 = pct(c.hs, (size_t)n, 99);
+    res->hs_p50 = storefl_percentile(c.hs, (size_t)n, 50);
+    res->hs_p99 = storefl_percentile(c.hs, (size_t)n, 99);
   }
   res->vmhwm_kib = vmhwm_kib(p.pid);
   stop_aggregator(&p);
@@ -490,8 +478,8 @@ static int run(const opts *o, long n, run_result *res) {
     else
       res->doubled += parts[r] - rec_round[r];
   }
-  res->up_p50 = pct(c.lat, c.n_lat, 50);
-  res->up_p99 = pct(c.lat, c.n_lat, 99);
+  res->up_p50 = storefl_percentile(c.lat, c.n_lat, 50);
+  res->up_p99 = storefl_percentile(c.lat, c.n_lat, 99);
   res->updates_per_s = upload_s > 0 ? (double)c.receipts / upload_s : 0;
   res->upload_mbps = upload_s > 0 ? (double)c.bytes_up / upload_s / 1e6 : 0;
   res->update_bytes = c.receipts ? (size_t)(c.bytes_up / (uint64_t)(c.receipts + c.duplicates)) : 0;

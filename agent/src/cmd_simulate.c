@@ -26,6 +26,7 @@
 #include "storefl/log.h"
 #include "storefl/model_wire.h"
 #include "storefl/parse.h"
+#include "storefl/stats.h"
 #include "storefl/train.h"
 
 #define SIM_MAX_STORES 20000
@@ -468,19 +469,6 @@ static int eval_global(sim_eval *e, const storefl_model *global, double *ndcg, d
 
 /* ---- main ------------------------------------------------------------------------------------- */
 
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, size_t n, double p) {
-  if (!n)
-    return 0;
-  qsort(v, n, sizeof *v, cmp_d);
-  size_t k = (size_t)ceil(p / 100.0 * (double)n);
-  return v[k ? k - 1 : 0];
-}
-
 /* T distinct indices of [0, n) uniformly (partial Fisher-Yates with CSPRNG draws). */
 static int draw(mbedtls_ctr_drbg_context *drbg, size_t *perm, size_t n, size_t t) {
   for (size_t i = 0; i < n; i++)
@@ -719,8 +707,8 @@ int storefl_cmd_simulate(int argc, char **argv) {
     rs->bytes_up = c.receipts ? c.bytes_up / c.receipts : 0;
     rs->update_bytes_min = c.bmin;
     rs->update_bytes_max = c.bmax;
-    rs->upload_p50 = pct(c.lat, c.n_lat, 50);
-    rs->upload_p99 = pct(c.lat, c.n_lat, 99);
+    rs->upload_p50 = storefl_percentile(c.lat, c.n_lat, 50);
+    rs->upload_p99 = storefl_percentile(c.lat, c.n_lat, 99);
     if (c.failures) {
       fprintf(stderr, "simulate: round %" PRIu64 ": %u of %zu uploads failed (first: %s)\n", rs->round,
               c.failures, ncohort, c.first_error);

@@ -365,21 +365,6 @@ int storefl_sim_connect(storefl_sim *s, const size_t *agents, size_t n, size_t *
 
 /* ---- requests --------------------------------------------------------------------------------- */
 
-static int add_path(coap_pdu_t *pdu, const char *path) {
-  const char *p = path;
-  while (*p == '/')
-    p++;
-  while (*p) {
-    size_t n = strcspn(p, "/");
-    if (n && !coap_add_option(pdu, COAP_OPTION_URI_PATH, n, (const uint8_t *)p))
-      return STOREFL_ERR_INVALID;
-    p += n;
-    while (*p == '/')
-      p++;
-  }
-  return STOREFL_OK;
-}
-
 /* Sends one attempt of a request on a READY session. The body (if any) gains a reference held by
  * libcoap until it releases it. */
 static int send_on(storefl_sim *s, sim_agent *a, coap_pdu_code_t method, const char *path, int cf,
@@ -391,7 +376,7 @@ static int send_on(storefl_sim *s, sim_agent *a, coap_pdu_code_t method, const c
     return STOREFL_ERR_NOMEM;
   coap_session_new_token(a->session, &a->token_len, a->token);
   uint8_t buf[8];
-  int ok = coap_add_token(pdu, a->token_len, a->token) && add_path(pdu, path) == 0;
+  int ok = coap_add_token(pdu, a->token_len, a->token) && storefl_pdu_add_uri_path(pdu, path) == 0;
   if (ok && cf >= 0)
     ok = coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT, coap_encode_var_safe(buf, sizeof buf, (unsigned)cf),
                          buf) != 0;

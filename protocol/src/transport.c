@@ -784,7 +784,7 @@ void storefl_response_free(storefl_response *r) {
   r->len = 0;
 }
 
-static int add_path(coap_pdu_t *pdu, const char *path) {
+int storefl_pdu_add_uri_path(coap_pdu_t *pdu, const char *path) {
   const char *p = path;
   while (*p == '/')
     p++;
@@ -837,7 +837,7 @@ static int send_request(storefl_client *c, coap_pdu_code_t method, const char *p
     ok = coap_add_option(pdu, COAP_OPTION_OBSERVE,
                          coap_encode_var_safe(buf, sizeof buf, COAP_OBSERVE_ESTABLISH), buf) != 0;
   if (ok)
-    ok = add_path(pdu, path) == 0;
+    ok = storefl_pdu_add_uri_path(pdu, path) == 0;
   if (ok && content_format >= 0)
     ok = coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT,
                          coap_encode_var_safe(buf, sizeof buf, (unsigned)content_format), buf) != 0;

@@ -168,6 +168,9 @@ void storefl_transport_client_narrow(coap_session_t *session, int psk);
 /* Fills r from a received PDU (code, Content-Format, ETag, whole body copied, malloc'd: free with
  * storefl_response_free()). Errors: STOREFL_ERR_TOO_LARGE (body over max_body), STOREFL_ERR_NOMEM. */
 int storefl_response_from_pdu(const coap_pdu_t *pdu, size_t max_body, storefl_response *r);
+/* Adds path ("/v1/update", leading and repeated slashes ignored, anything from '?' on left out) to
+ * pdu as Uri-Path options. Errors: STOREFL_ERR_INVALID (libcoap refused an option). */
+int storefl_pdu_add_uri_path(coap_pdu_t *pdu, const char *path);
 
 /* Parses "HOST:PORT", "[V6]:PORT" or "HOST" into host[hostcap] and *port (unchanged if absent). */
 int storefl_parse_hostport(const char *s, char *host, size_t hostcap, uint16_t *port);
